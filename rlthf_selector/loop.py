@@ -1,0 +1,369 @@
+"""The iterative RLTHF procedure: train -> score -> curve -> select -> ask humans -> retrain.
+
+:func:`select_step` is one stateless step (the Label Studio backend calls it after each batch of
+annotations); :class:`RLTHF` runs the whole loop with an :class:`Annotator`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
+from rlthf_selector.curve import CurveAnalysis, analyze_curve
+from rlthf_selector.pairs import LabelSource, PreferencePairs
+from rlthf_selector.selection import Region, resolve_labels, select_pairs
+
+
+class Annotator(ABC):
+    """Whoever answers the human queue."""
+
+    @abstractmethod
+    def annotate(self, pairs: PreferencePairs, index: np.ndarray) -> np.ndarray:
+        """Labels for ``pairs`` at positions ``index`` (shape (k,)): +1 (A), -1 (B) or 0 (skipped)."""
+
+
+class GoldAnnotator(Annotator):
+    """A simulated human who answers with the gold label."""
+
+    def annotate(self, pairs: PreferencePairs, index: np.ndarray) -> np.ndarray:
+        answers = pairs.gold_label[index]
+        if (answers == 0).any():
+            missing = pairs.ids[index][answers == 0][:3].tolist()
+            raise ValueError(f"GoldAnnotator: no gold label for pairs {missing}")
+        return answers.copy()
+
+
+@dataclass
+class StepResult:
+    """One step's scores, curve and selection. Arrays have shape (n,) unless stated.
+
+    Attributes
+    ----------
+    reward_gap : float64, r(A) - r(B), out-of-fold when ``LoopConfig.out_of_fold`` > 1.
+    oriented_gap : float64, the gap in the orientation of each pair's current (pre-flip) label.
+    curve : CurveAnalysis
+    region : int8 :class:`~rlthf_selector.selection.Region`
+    human_queue : int64, shape (k,), pair positions to ask, most valuable first.
+    priority : float64, queue rank (0 = first), inf for human-labelled pairs.
+    flip_mask : bool
+    labels : int8, resolved label (human > flipped > AI > RM).
+    label_source : int8 :class:`~rlthf_selector.pairs.LabelSource`
+    train_weight : float64, each pair's weight in this step's training (0 = not trained on).
+    """
+
+    iteration: int
+    alpha: float
+    beta: float
+    reward_gap: np.ndarray
+    oriented_gap: np.ndarray
+    curve: CurveAnalysis
+    region: np.ndarray
+    human_queue: np.ndarray
+    priority: np.ndarray
+    flip_mask: np.ndarray
+    labels: np.ndarray
+    label_source: np.ndarray
+    train_weight: np.ndarray
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by region and source, the curve's points and warnings (JSON-able)."""
+        return {
+            "iteration": self.iteration,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "n": int(self.region.shape[0]),
+            "regions": {r.label: int((self.region == r).sum()) for r in Region},
+            "label_sources": {s.label: int((self.label_source == s).sum()) for s in LabelSource},
+            "queue_length": int(self.human_queue.shape[0]),
+            "trained_on": int((self.train_weight > 0).sum()),
+            "curve": self.curve.to_dict(),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def training_set(
+    ai_label: np.ndarray,
+    human_label: np.ndarray,
+    *,
+    alpha: float,
+    previous_region: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training labels and weights: human labels weighted ``alpha``; AI labels weight 1 where the
+    previous step put the pair in the trusted region (everywhere on the first step).
+
+    Returns
+    -------
+    labels : ndarray of int8, shape (n,), 0 = not trained on
+    weights : ndarray of float64, shape (n,)
+    """
+    ai = np.asarray(ai_label, dtype=np.int8)
+    human = np.asarray(human_label, dtype=np.int8)
+    use_ai = ai != 0
+    if previous_region is not None:
+        use_ai &= np.asarray(previous_region) == Region.TRUSTED
+    labels = np.where(human != 0, human, np.where(use_ai, ai, 0)).astype(np.int8)
+    weights = np.where(human != 0, float(alpha), np.where(use_ai, 1.0, 0.0))
+    return labels, weights
+
+
+def select_step(
+    pairs: PreferencePairs,
+    reward_model: Any,
+    *,
+    iteration: int,
+    budget: int,
+    loop_config: LoopConfig | None = None,
+    curve_config: CurveConfig | None = None,
+    selection_config: SelectionConfig | None = None,
+    previous_region: np.ndarray | None = None,
+) -> StepResult:
+    """Train the reward model on the current labels, score every pair, analyse the curve, select.
+
+    Parameters
+    ----------
+    pairs : PreferencePairs
+        With ``ai_label`` and ``human_label`` (nonzero where a human answered).
+    reward_model : RewardModel
+        Fitted in place on this step's training set (see :func:`training_set`).
+    iteration : int
+        0-based; picks alpha and beta from ``loop_config``.
+    budget : int
+        Cap on the human queue.
+    previous_region : ndarray of int8, shape (n,), optional
+        The previous step's regions; only its trusted AI labels are trained on.
+
+    Returns
+    -------
+    StepResult
+    """
+    from rlthf_selector.reward_model import out_of_fold_reward_gap
+
+    started = time.perf_counter()
+    loop_config = loop_config or LoopConfig()
+    selection_config = selection_config or SelectionConfig()
+    alpha, beta = loop_config.alpha_at(iteration), loop_config.beta_at(iteration)
+    train_label, train_weight = training_set(
+        pairs.ai_label, pairs.human_label, alpha=alpha, previous_region=previous_region
+    )
+    trained = np.flatnonzero(train_label != 0)
+    if trained.shape[0] < 2 or np.unique(train_label[trained]).shape[0] < 2:
+        raise ValueError(
+            f"cannot train a reward model on {trained.shape[0]} labelled pairs with one preferred side: "
+            "need AI or human labels preferring A on some pairs and B on others"
+        )
+    reward_model.fit(pairs.subset(trained), train_label[trained], sample_weight=train_weight[trained])
+    if loop_config.out_of_fold > 1:
+        # Gaps from models that never saw the pair: in-sample gaps of a model fitted to the AI
+        # labels agree with those labels, mistakes included (see docs: signal measurements).
+        reward_gap = out_of_fold_reward_gap(
+            reward_model, pairs, train_label, sample_weight=train_weight,
+            n_folds=loop_config.out_of_fold, seed=loop_config.seed + iteration,
+        )
+    else:
+        reward_gap = reward_model.reward_gap(pairs)
+    reward_gap = np.asarray(reward_gap, dtype=np.float64)
+
+    rm_label = np.where(reward_gap >= 0, 1, -1).astype(np.int8)
+    current = np.where(pairs.human_label != 0, pairs.human_label, pairs.ai_label)
+    current = np.where(current != 0, current, rm_label)
+    oriented_gap = reward_gap * current
+    curve = analyze_curve(oriented_gap, config=curve_config)
+    selection = select_pairs(
+        oriented_gap, curve, human_label=pairs.human_label, budget=budget, back_off=beta,
+        config=selection_config, judge_doubt=pairs.extra.get("judge_doubt"),
+    )
+    labels, label_source = resolve_labels(
+        pairs.ai_label, pairs.human_label, flip_mask=selection.flip_mask, rm_label=rm_label
+    )
+    return StepResult(
+        iteration=iteration, alpha=alpha, beta=beta, reward_gap=reward_gap, oriented_gap=oriented_gap,
+        curve=curve, region=selection.region, human_queue=selection.human_queue,
+        priority=selection.priority, flip_mask=selection.flip_mask, labels=labels,
+        label_source=label_source, train_weight=train_weight, seconds=time.perf_counter() - started,
+    )
+
+
+def label_accuracy(labels: np.ndarray, gold: np.ndarray, mask: np.ndarray | None = None) -> float | None:
+    """Share of pairs (with known gold, within ``mask``) whose label equals gold; None if there are none."""
+    known = gold != 0
+    if mask is not None:
+        known &= mask
+    if not known.any():
+        return None
+    return float((labels[known] == gold[known]).mean())
+
+
+@dataclass
+class IterationRecord:
+    """What one iteration did; accuracies only where gold is known (simulations), else None."""
+
+    iteration: int
+    alpha: float
+    beta: float
+    human_asked: int
+    human_answered: int
+    human_total: int
+    flips: int
+    flips_correct: int | None
+    regions: dict[str, int]
+    label_sources: dict[str, int]
+    pool_accuracy: float | None
+    region_accuracy: dict[str, float | None]
+    elbow_index: int
+    knee_index: int
+    reflection_index: int
+    seconds: float
+    curve_warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _record(step: StepResult, pairs: PreferencePairs, *, asked: int, answered: int) -> IterationRecord:
+    gold = pairs.gold_label
+    flips = step.label_source == LabelSource.FLIPPED
+    flips_correct = None
+    if (gold[flips] != 0).all():
+        flips_correct = int((step.labels[flips] == gold[flips]).sum())
+    return IterationRecord(
+        iteration=step.iteration, alpha=step.alpha, beta=step.beta, human_asked=asked,
+        human_answered=answered, human_total=int((pairs.human_label != 0).sum()),
+        flips=int(flips.sum()), flips_correct=flips_correct,
+        regions=step.summary()["regions"], label_sources=step.summary()["label_sources"],
+        pool_accuracy=label_accuracy(step.labels, gold),
+        region_accuracy={r.label: label_accuracy(step.labels, gold, step.region == r) for r in Region},
+        elbow_index=step.curve.elbow_index, knee_index=step.curve.knee_index,
+        reflection_index=step.curve.reflection_index, seconds=round(step.seconds, 3),
+        curve_warnings=list(step.curve.warnings),
+    )
+
+
+@dataclass
+class LoopResult:
+    """The loop's outcome on the whole pool.
+
+    Attributes
+    ----------
+    pairs : PreferencePairs
+        The pool with every human answer in ``human_label``.
+    labels, label_source : ndarray of int8, shape (n,)
+        Final labels and where each came from.
+    final_step : StepResult
+        The final reward model's step over the whole pool (its curve, regions, gaps).
+    records : list of IterationRecord
+        One per iteration, then one for the final labeling (``human_asked`` = 0).
+    shard : ndarray of int64
+        Pool positions the loop iterated on.
+    reward_model : RewardModel
+        The final reward model (trained on the curated shard labels).
+    """
+
+    pairs: PreferencePairs
+    labels: np.ndarray
+    label_source: np.ndarray
+    final_step: StepResult
+    records: list[IterationRecord]
+    shard: np.ndarray
+    reward_model: Any
+
+    @property
+    def human_labels(self) -> int:
+        return int((self.pairs.human_label != 0).sum())
+
+
+ProgressCallback = Callable[[IterationRecord], None]
+
+
+class RLTHF:
+    """The RLTHF loop.
+
+    Parameters
+    ----------
+    reward_model : RewardModel
+        Refitted at every step.
+    loop_config, curve_config, selection_config : optional
+    on_iteration : callable, optional
+        Called with each :class:`IterationRecord` as it is made (progress display).
+    """
+
+    def __init__(
+        self,
+        reward_model: Any,
+        *,
+        loop_config: LoopConfig | None = None,
+        curve_config: CurveConfig | None = None,
+        selection_config: SelectionConfig | None = None,
+        on_iteration: ProgressCallback | None = None,
+    ) -> None:
+        self.reward_model = reward_model
+        self.loop_config = loop_config or LoopConfig()
+        self.curve_config = curve_config or CurveConfig()
+        self.selection_config = selection_config or SelectionConfig()
+        self.on_iteration = on_iteration
+
+    def _step(self, pairs: PreferencePairs, **kw: Any) -> StepResult:
+        return select_step(
+            pairs, self.reward_model, loop_config=self.loop_config, curve_config=self.curve_config,
+            selection_config=self.selection_config, **kw,
+        )
+
+    def run(self, pairs: PreferencePairs, annotator: Annotator) -> LoopResult:
+        """Iterate on a shard, ask ``annotator`` within the budget, then label the whole pool."""
+        cfg = self.loop_config
+        n = len(pairs)
+        rng = np.random.default_rng(cfg.seed)
+        if cfg.shard_fraction >= 1.0:
+            shard = np.arange(n)
+        else:
+            shard = np.sort(rng.choice(n, size=max(1, int(round(cfg.shard_fraction * n))), replace=False))
+        human_label = pairs.human_label.copy()
+        total_budget = min(cfg.budget_count(n), shard.shape[0])
+        spent = 0
+        records: list[IterationRecord] = []
+        previous_region = None
+        for t in range(cfg.iterations):
+            shard_pairs = pairs.subset(shard).replace(human_label=human_label[shard])
+            budget = math.ceil(max(total_budget - spent, 0) / (cfg.iterations - t))
+            step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region)
+            queue = step.human_queue
+            answers = np.asarray(annotator.annotate(shard_pairs, queue), dtype=np.int8) if queue.size else np.zeros(0, np.int8)
+            if answers.shape != queue.shape:
+                raise ValueError(f"annotator returned {answers.shape[0]} answers for {queue.shape[0]} pairs")
+            spent += int(queue.shape[0])
+            targets = shard[queue]
+            # Never overwrite a human label: the queue excludes labelled pairs, this makes it certain.
+            fresh = (human_label[targets] == 0) & (answers != 0)
+            human_label[targets[fresh]] = answers[fresh]
+            shard_pairs.human_label[queue[fresh]] = answers[fresh]
+            step.labels, step.label_source = resolve_labels(
+                shard_pairs.ai_label, shard_pairs.human_label, flip_mask=step.flip_mask,
+                rm_label=np.where(step.reward_gap >= 0, 1, -1).astype(np.int8),
+            )
+            record = _record(step, shard_pairs, asked=int(queue.shape[0]), answered=int(fresh.sum()))
+            records.append(record)
+            if self.on_iteration:
+                self.on_iteration(record)
+            previous_region = step.region
+
+        # The final reward model, trained on the shard's curated labels, labels the whole pool.
+        full = pairs.replace(human_label=human_label)
+        full_previous = None
+        if previous_region is not None:
+            full_previous = np.full(n, Region.HELD, dtype=np.int8)  # outside the shard: not trained on
+            full_previous[shard] = previous_region
+        final = self._step(full, iteration=cfg.iterations, budget=0, previous_region=full_previous)
+        record = _record(final, full, asked=0, answered=0)
+        records.append(record)
+        if self.on_iteration:
+            self.on_iteration(record)
+        return LoopResult(
+            pairs=full, labels=final.labels, label_source=final.label_source, final_step=final,
+            records=records, shard=shard, reward_model=self.reward_model,
+        )

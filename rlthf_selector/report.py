@@ -1,0 +1,125 @@
+"""Human-readable output: the reward-gap curve as a PNG and the per-iteration table in markdown."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rlthf_selector.curve import CurveAnalysis
+from rlthf_selector.loop import IterationRecord, LoopResult
+from rlthf_selector.selection import Region
+
+_REGION_COLOURS = {Region.TRUSTED: "#4c9a2a", Region.HELD: "#b0b0b0", Region.HUMAN: "#e0a030", Region.FLIP: "#c03030"}
+
+
+def plot_curve(
+    curve: CurveAnalysis,
+    path: str | os.PathLike,
+    *,
+    region: np.ndarray | None = None,
+    label_correct: np.ndarray | None = None,
+    title: str = "Reward-gap curve",
+) -> Path:
+    """Write a PNG of the sorted reward gaps with elbow, knee, reflection and the regions shaded.
+
+    Parameters
+    ----------
+    curve : CurveAnalysis
+    path : path of the PNG
+    region : ndarray of int8, shape (n,), optional
+        Regions per pair (shaded along the curve).
+    label_correct : ndarray of bool, shape (n,), optional
+        Whether each pair's label is right (simulations): wrong ones are marked in red ticks.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = curve.n
+    xs = np.arange(n)
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    if region is not None and n:
+        by_rank = np.asarray(region)[curve.order]
+        for r, colour in _REGION_COLOURS.items():
+            where = np.flatnonzero(by_rank == r)
+            if where.size:
+                ax.axvspan(where.min(), where.max() + 1, color=colour, alpha=0.12, lw=0,
+                           label=f"{r.label} ({where.size})")
+    ax.plot(xs, curve.sorted_gap, color="#1f4e79", lw=1.2, label="reward gap (sorted)")
+    if label_correct is not None and n:
+        wrong = np.flatnonzero(~np.asarray(label_correct, dtype=bool)[curve.order])
+        ax.plot(wrong, curve.sorted_gap[wrong], "|", color="#c03030", ms=6, alpha=0.5,
+                label=f"label wrong ({wrong.size})")
+    for index, name, colour in ((curve.elbow_index, "elbow", "#2a7a2a"), (curve.knee_index, "knee", "#b07000"),
+                                (curve.reflection_index, "reflection", "#a02020")):
+        if 0 <= index < n:
+            ax.axvline(index, color=colour, ls="--", lw=1)
+            ax.annotate(f"{name}\n{index}", (index, curve.sorted_gap[index]), textcoords="offset points",
+                        xytext=(4, 8), fontsize=8, color=colour)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("pairs, sorted by reward gap (descending)")
+    ax.set_ylabel("reward gap in the label's orientation")
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def iteration_table(records: Sequence[IterationRecord], *, ai_accuracy: float | None = None) -> str:
+    """A markdown table with one row per iteration (the last row is the final labeling)."""
+    lines = [
+        "| iteration | α | β | humans asked | humans total | flips (right) | trusted | held | human band | flip region | pool accuracy | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    if ai_accuracy is not None:
+        lines.append(f"| AI judge only | | | 0 | 0 | 0 | | | | | {_pct(ai_accuracy)} | |")
+    last = len(records) - 1
+    for i, r in enumerate(records):
+        name = "final" if i == last else str(r.iteration + 1)
+        flips = f"{r.flips}" + (f" ({r.flips_correct})" if r.flips_correct is not None else "")
+        lines.append(
+            f"| {name} | {r.alpha:g} | {r.beta:g} | {r.human_asked} | {r.human_total} | {flips} | "
+            f"{r.regions['trusted']} | {r.regions['held']} | {r.regions['human']} | {r.regions['flip']} | "
+            f"{_pct(r.pool_accuracy)} | {r.seconds:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(
+    result: LoopResult,
+    out_dir: str | os.PathLike,
+    *,
+    title: str = "RLTHF run",
+    ai_accuracy: float | None = None,
+    extra_lines: Sequence[str] = (),
+) -> Path:
+    """Write ``report.md`` and ``curve.png`` for a finished loop into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    gold = result.pairs.gold_label
+    correct = (result.labels == gold) if (gold != 0).all() else None
+    plot_curve(result.final_step.curve, out / "curve.png", region=result.final_step.region,
+               label_correct=correct, title=f"{title}: final reward-gap curve")
+    curve = result.final_step.curve
+    lines = [f"# {title}", "", *extra_lines, "", "## Iterations", "",
+             iteration_table(result.records, ai_accuracy=ai_accuracy), "",
+             "## Final curve", "", "![curve](curve.png)", "",
+             f"- detector: {curve.detector}; elbow {curve.elbow_index} (gap {curve.elbow_gap:.3f}), "
+             f"knee {curve.knee_index} (gap {curve.knee_gap:.3f}), reflection {curve.reflection_index} "
+             f"(gap {curve.reflection_gap:.3f})"]
+    lines += [f"- warning: {w}" for w in curve.warnings]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

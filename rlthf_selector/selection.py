@@ -1,0 +1,236 @@
+"""Regions, the human queue and label resolution: pure numpy, arrays in and arrays out.
+
+Every pair gets exactly one region from its place on the curve (:mod:`rlthf_selector.curve`):
+
+============  =====================================================================
+``TRUSTED``   left of the knee minus the back-off: the AI label is used for training
+``HELD``      the back-off band just left of the knee: not trained on, AI label kept
+``HUMAN``     between the knee and the reflection point: the human queue is drawn here
+``FLIP``      beyond the reflection point: the AI label is flipped automatically
+============  =====================================================================
+
+A human label always wins over every AI, flipped or RM label, and a pair with a human label is
+never queued again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from rlthf_selector.config import SelectionConfig
+from rlthf_selector.curve import CurveAnalysis
+from rlthf_selector.pairs import LabelSource
+
+
+class Region(IntEnum):
+    """A pair's place on the reward curve. Stored as int8 in ``region`` arrays."""
+
+    TRUSTED = 0
+    HUMAN = 1
+    FLIP = 2
+    HELD = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass
+class Selection:
+    """The outcome of :func:`select_pairs`.
+
+    Attributes
+    ----------
+    region : ndarray of int8, shape (n,)
+        :class:`Region` of each pair.
+    human_queue : ndarray of int64, shape (k,)
+        Pair positions to ask humans, most valuable first; k <= budget; no human-labelled pair.
+    priority : ndarray of float64, shape (n,)
+        Position of each pair in the queue ordering over all unlabeled pairs (0 = ask first);
+        ``inf`` for human-labelled pairs. Backends use it as the labeling-order score.
+    flip_mask : ndarray of bool, shape (n,)
+        Pairs whose AI label is flipped (FLIP region, no human label, flipping enabled).
+    """
+
+    region: np.ndarray
+    human_queue: np.ndarray
+    priority: np.ndarray
+    flip_mask: np.ndarray
+
+
+def assign_regions(curve: CurveAnalysis, *, back_off: float) -> np.ndarray:
+    """Region of every pair from the curve's points.
+
+    Parameters
+    ----------
+    curve : CurveAnalysis
+        Of N pairs.
+    back_off : float
+        beta in [0, 1): the share of the pairs left of the knee, nearest the knee, that is held back.
+
+    Returns
+    -------
+    ndarray of int8, shape (n,)
+    """
+    if not 0.0 <= back_off < 1.0:
+        raise ValueError(f"back_off must be in [0, 1), got {back_off}")
+    n = curve.n
+    held_start = int(np.floor(curve.knee_index * (1.0 - back_off)))
+    by_rank = np.full(n, Region.TRUSTED, dtype=np.int8)
+    by_rank[held_start : curve.knee_index] = Region.HELD
+    by_rank[curve.knee_index : curve.reflection_index] = Region.HUMAN
+    by_rank[curve.reflection_index :] = Region.FLIP
+    region = np.empty(n, dtype=np.int8)
+    region[curve.order] = by_rank
+    return region
+
+
+def priority_key(
+    oriented_gap: np.ndarray,
+    *,
+    strategy: str,
+    knee_gap: float = 0.0,
+    judge_doubt: np.ndarray | None = None,
+    evidence_weight: float = 0.0,
+) -> np.ndarray:
+    """A sort key per pair: lower = more valuable to ask a human.
+
+    Parameters
+    ----------
+    oriented_gap : ndarray, shape (n,)
+        Reward gap in the orientation of the current label.
+    strategy : {'lowest-gap', 'knee-first', 'margin'}
+    knee_gap : float
+        Gap at the knee (used by 'knee-first').
+    judge_doubt : ndarray, shape (n,), optional
+        The AI judge's own doubt in [0, 1] (disagreement between judges, position inconsistency,
+        low confidence). Fused with the gap's rank when ``evidence_weight`` > 0.
+    evidence_weight : float
+        0 = gap only; 1 = doubt only.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+    """
+    gap = np.asarray(oriented_gap, dtype=np.float64)
+    if strategy == "lowest-gap":
+        key = gap
+    elif strategy == "knee-first":
+        key = np.abs(gap - knee_gap)
+    elif strategy == "margin":
+        key = np.abs(gap)
+    else:
+        raise ValueError(f"unknown priority strategy {strategy!r}: use 'lowest-gap', 'knee-first' or 'margin'")
+    if judge_doubt is None or evidence_weight <= 0:
+        return key
+    # Fuse on ranks so the two signals' scales never matter.
+    n = gap.shape[0]
+    gap_rank = np.argsort(np.argsort(key, kind="stable"), kind="stable") / max(n - 1, 1)
+    doubt = np.asarray(judge_doubt, dtype=np.float64)
+    doubt_rank = np.argsort(np.argsort(-doubt, kind="stable"), kind="stable") / max(n - 1, 1)
+    return (1.0 - evidence_weight) * gap_rank + evidence_weight * doubt_rank
+
+
+def select_pairs(
+    oriented_gap: np.ndarray,
+    curve: CurveAnalysis,
+    *,
+    human_label: np.ndarray,
+    budget: int,
+    back_off: float,
+    config: SelectionConfig | None = None,
+    judge_doubt: np.ndarray | None = None,
+) -> Selection:
+    """Regions, the budget-capped human queue and the flips.
+
+    Parameters
+    ----------
+    oriented_gap : ndarray of float, shape (n,)
+        The gaps the curve was built from.
+    curve : CurveAnalysis
+    human_label : ndarray of int8, shape (n,)
+        Nonzero where a human already answered; those pairs are never queued or flipped.
+    budget : int
+        Cap on the queue length (>= 0).
+    back_off : float
+        beta, see :func:`assign_regions`.
+    config : SelectionConfig, optional
+    judge_doubt : ndarray of float, shape (n,), optional
+
+    Returns
+    -------
+    Selection
+    """
+    config = config or SelectionConfig()
+    gap = np.asarray(oriented_gap, dtype=np.float64)
+    human = np.asarray(human_label)
+    if gap.shape != human.shape or gap.shape[0] != curve.n:
+        raise ValueError(f"oriented_gap {gap.shape}, human_label {human.shape} and curve (n={curve.n}) disagree")
+    if budget < 0:
+        raise ValueError(f"budget must be >= 0, got {budget}")
+    region = assign_regions(curve, back_off=back_off)
+    labelled = human != 0
+    key = priority_key(gap, strategy=config.priority, knee_gap=curve.knee_gap,
+                       judge_doubt=judge_doubt, evidence_weight=config.evidence_weight)
+
+    # Band pairs first in key order; when the band is shorter than the budget, the rest of the
+    # unlabeled pool follows in the same order, so the budget is spent where the signal points.
+    outside_band = (region != Region.HUMAN).astype(np.int8)
+    ranking = np.lexsort((key, outside_band))
+    ranking = ranking[~labelled[ranking]]
+    priority = np.full(gap.shape[0], np.inf)
+    priority[ranking] = np.arange(ranking.shape[0], dtype=np.float64)
+    if not config.fill_budget:
+        ranking = ranking[region[ranking] == Region.HUMAN]
+    human_queue = ranking[:budget].astype(np.int64)
+
+    flip_mask = (region == Region.FLIP) & ~labelled if config.auto_flip else np.zeros(gap.shape[0], bool)
+    return Selection(region=region, human_queue=human_queue, priority=priority, flip_mask=flip_mask)
+
+
+def resolve_labels(
+    ai_label: np.ndarray,
+    human_label: np.ndarray,
+    *,
+    flip_mask: np.ndarray | None = None,
+    rm_label: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's current label and its source: human > flipped AI > AI > RM.
+
+    Parameters
+    ----------
+    ai_label, human_label : ndarray of int8, shape (n,)
+    flip_mask : ndarray of bool, shape (n,), optional
+        AI labels to flip (ignored where a human answered or there is no AI label).
+    rm_label : ndarray of int8, shape (n,), optional
+        The reward model's own verdict, used only where neither a human nor the AI labelled.
+
+    Returns
+    -------
+    labels : ndarray of int8, shape (n,)
+    label_source : ndarray of int8, shape (n,)
+        :class:`~rlthf_selector.pairs.LabelSource` values.
+    """
+    ai = np.asarray(ai_label, dtype=np.int8)
+    human = np.asarray(human_label, dtype=np.int8)
+    n = ai.shape[0]
+    labels = np.zeros(n, dtype=np.int8)
+    source = np.full(n, LabelSource.NONE, dtype=np.int8)
+    if rm_label is not None:
+        rm = np.asarray(rm_label, dtype=np.int8)
+        labels[rm != 0] = rm[rm != 0]
+        source[rm != 0] = LabelSource.RM
+    has_ai = ai != 0
+    labels[has_ai] = ai[has_ai]
+    source[has_ai] = LabelSource.AI
+    if flip_mask is not None:
+        flip = np.asarray(flip_mask, dtype=bool) & has_ai
+        labels[flip] = -ai[flip]
+        source[flip] = LabelSource.FLIPPED
+    has_human = human != 0
+    labels[has_human] = human[has_human]
+    source[has_human] = LabelSource.HUMAN
+    return labels, source

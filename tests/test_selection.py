@@ -1,0 +1,111 @@
+"""Regions partition the pairs, budgets cap the queue, human labels always win."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlthf_selector.config import SelectionConfig
+from rlthf_selector.curve import analyze_curve
+from rlthf_selector.pairs import LabelSource
+from rlthf_selector.selection import Region, assign_regions, priority_key, resolve_labels, select_pairs
+
+
+@st.composite
+def selection_inputs(draw):
+    n = draw(st.integers(0, 300))
+    gaps = draw(st.lists(st.floats(-20, 20, allow_nan=False), min_size=n, max_size=n))
+    human = draw(st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=n, max_size=n))
+    ai = draw(st.lists(st.sampled_from([-1, 0, 1, 1]), min_size=n, max_size=n))
+    budget = draw(st.integers(0, 400))
+    beta = draw(st.floats(0, 0.9))
+    priority = draw(st.sampled_from(["lowest-gap", "knee-first", "margin"]))
+    fill = draw(st.booleans())
+    return (np.array(gaps, float), np.array(human, np.int8), np.array(ai, np.int8), budget, beta,
+            SelectionConfig(priority=priority, fill_budget=fill))
+
+
+@settings(max_examples=150, deadline=None)
+@given(selection_inputs())
+def test_selection_properties(inputs):
+    gap, human, ai, budget, beta, config = inputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        curve = analyze_curve(gap)
+    sel = select_pairs(gap, curve, human_label=human, budget=budget, back_off=beta, config=config)
+    n = gap.shape[0]
+    # Regions partition the pairs: one valid region each.
+    assert sel.region.shape == (n,)
+    assert set(np.unique(sel.region)) <= {int(r) for r in Region}
+    # The queue respects the budget, has no duplicates and never asks twice for a human label.
+    assert sel.human_queue.shape[0] <= budget
+    assert np.unique(sel.human_queue).shape[0] == sel.human_queue.shape[0]
+    assert np.all(human[sel.human_queue] == 0)
+    if not config.fill_budget:
+        assert np.all(sel.region[sel.human_queue] == Region.HUMAN)
+    # Band pairs come before any pair outside the band.
+    in_band = sel.region[sel.human_queue] == Region.HUMAN
+    assert not np.any(np.diff(in_band.astype(int)) > 0)
+    # Flips never touch human-labelled pairs and only happen in the flip region.
+    assert not np.any(sel.flip_mask & (human != 0))
+    assert np.all(sel.region[sel.flip_mask] == Region.FLIP)
+    # Human labels win over everything.
+    labels, source = resolve_labels(ai, human, flip_mask=sel.flip_mask, rm_label=np.sign(gap + 1e-9).astype(np.int8))
+    assert np.all(labels[human != 0] == human[human != 0])
+    assert np.all(source[human != 0] == LabelSource.HUMAN)
+    flipped = source == LabelSource.FLIPPED
+    assert np.all(labels[flipped] == -ai[flipped])
+
+
+def test_regions_follow_curve_positions():
+    rng = np.random.default_rng(0)
+    gap = np.concatenate([np.linspace(10, 2, 100), np.linspace(2, -1, 700), np.linspace(-1, -10, 200)])
+    gap = rng.permutation(gap)
+    curve = analyze_curve(gap)
+    region = assign_regions(curve, back_off=0.25)
+    by_rank = region[curve.order]
+    # Along the sorted curve the regions appear in the order trusted, held, human, flip.
+    order_of = {Region.TRUSTED: 0, Region.HELD: 1, Region.HUMAN: 2, Region.FLIP: 3}
+    ranks = np.array([order_of[Region(r)] for r in by_rank])
+    assert np.all(np.diff(ranks) >= 0)
+    held = (region == Region.HELD).sum()
+    assert held == curve.knee_index - int(np.floor(curve.knee_index * 0.75))
+
+
+def test_lowest_gap_priority_asks_the_most_contradicted_first():
+    gap = np.array([3.0, -0.5, 0.2, -2.0, 1.0] * 10)
+    key = priority_key(gap, strategy="lowest-gap")
+    assert gap[np.argmin(key)] == -2.0
+    key = priority_key(gap, strategy="margin")
+    assert gap[np.argmin(key)] == 0.2
+
+
+def test_evidence_fuses_with_the_gap_rank():
+    gap = np.array([-1.0, 0.0, 1.0, 2.0])
+    doubt = np.array([0.0, 0.0, 0.0, 1.0])
+    only_gap = priority_key(gap, strategy="lowest-gap", judge_doubt=doubt, evidence_weight=0.0)
+    only_doubt = priority_key(gap, strategy="lowest-gap", judge_doubt=doubt, evidence_weight=1.0)
+    assert np.argmin(only_gap) == 0
+    assert np.argmin(only_doubt) == 3
+
+
+def test_unknown_strategy_and_bad_budget_are_named():
+    with pytest.raises(ValueError, match="priority strategy 'nope'"):
+        priority_key(np.zeros(3), strategy="nope")
+    curve = analyze_curve(np.zeros(3))
+    with pytest.raises(ValueError, match="budget"):
+        select_pairs(np.zeros(3), curve, human_label=np.zeros(3, np.int8), budget=-1, back_off=0.1)
+    with pytest.raises(ValueError, match="back_off"):
+        assign_regions(curve, back_off=1.0)
+
+
+def test_resolution_order_human_then_flip_then_ai_then_rm():
+    ai = np.array([1, 1, 0, -1], np.int8)
+    human = np.array([-1, 0, 0, 0], np.int8)
+    flip = np.array([True, True, True, False])
+    rm = np.array([1, 1, -1, 1], np.int8)
+    labels, source = resolve_labels(ai, human, flip_mask=flip, rm_label=rm)
+    np.testing.assert_array_equal(labels, [-1, -1, -1, -1])
+    np.testing.assert_array_equal(source, [LabelSource.HUMAN, LabelSource.FLIPPED, LabelSource.RM, LabelSource.AI])
