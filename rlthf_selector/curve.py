@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from rlthf_selector.config import CurveConfig
+from rlthf_selector.validation import check_finite_vector
 
 #: The curve is resampled to at most this many points before detection: detection cost stays
 #: constant in N and the detectors see the curve's shape, not its noise.
@@ -97,18 +98,6 @@ class CurveAnalysis:
             "flip_fraction": (self.n - self.reflection_index) / n,
             "warnings": list(self.warnings),
         }
-
-
-def check_finite_vector(values, *, name: str) -> np.ndarray:
-    """``values`` as a float64 vector, shape (n,); ValueError naming ``name`` and the first bad entry."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-d array, got shape {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name}[{i}] = {arr[i]}: reward gaps must be finite")
-    return arr
 
 
 def moving_average(y: np.ndarray, *, window: int) -> np.ndarray:

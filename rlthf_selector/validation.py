@@ -117,3 +117,15 @@ def check_choice(value: Any, choices: tuple, name: str) -> Any:
 def _short_repr(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_finite_vector(values, *, name: str) -> np.ndarray:
+    """``values`` as a float64 vector, shape (n,); ValueError naming ``name`` and the first bad entry."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-d array, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}[{i}] = {arr[i]}: reward gaps must be finite")
+    return arr
