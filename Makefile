@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench clean label-studio-demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,17 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/rlthf demo --out $(DEMO_OUT)
 
-test: install
+# Label Studio lives in its own venv (its pins clash with ours); the e2e tests start it from here.
+LS_VENV := .venv-ls
+$(LS_VENV)/.installed:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet label-studio==1.23.2
+	touch $@
+
+label-studio-demo: install $(LS_VENV)/.installed
+	$(PY) -m ml_backend.demo
+
+test: install $(LS_VENV)/.installed
 	$(PY) -m pytest -q -ra
 
 test-fast: install

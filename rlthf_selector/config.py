@@ -253,3 +253,31 @@ class BackendConfig:
                 raise ValueError(f"environment variable {f.metadata['env']}={raw!r} is not a valid {type(default).__name__}") from None
         values.update(overrides)
         return cls(**values)
+
+
+@dataclass
+class JudgeConfig:
+    """The AI judge that prelabels pairs (:mod:`rlthf_selector.judge`, ``rlthf prelabel``)."""
+
+    base_url: str = _f(
+        "https://api.openai.com/v1",
+        "Root of an OpenAI-compatible API ('/chat/completions' is appended), e.g. http://localhost:8000/v1 (vLLM) "
+        "or http://localhost:11434/v1 (Ollama).",
+    )
+    api_key_env: str = _f(
+        "OPENAI_API_KEY", "Name of the environment variable holding the API key (the key itself is never printed or logged)."
+    )
+    concurrency: int = _f(16, "Most requests in flight at once.")
+    timeout: float = _f(60.0, "Seconds to wait on a connection or an answer before retrying.")
+    max_retries: int = _f(6, "Retries of one request on 429, 5xx, timeouts and dropped connections.")
+    backoff_base: float = _f(1.0, "Backoff before retry k is uniform in [0, min(backoff-max, backoff-base * 2^k)] s; Retry-After wins when longer.")
+    backoff_max: float = _f(60.0, "Longest backoff between retries, in seconds.")
+    temperature: float = _f(0.0, "Sampling temperature of the judge.")
+    max_tokens: int = _f(16, "Completion budget per answer (raise it for models that reason before answering).")
+    logprobs: bool = _f(True, "Ask for token log-probabilities (top 5) to derive a confidence; dropped automatically if the server refuses.")
+    top_logprobs: int = _f(5, "Alternatives per token when log-probabilities are requested.")
+    template: str = _f("", "File with the user-message template ({prompt}, {response_a}, {response_b}); empty = the built-in prompt.")
+    system_prompt: str = _f("", "File with the system prompt; empty = the built-in one; 'none' = no system message.")
+    cache: str = _f("", "Answer cache (append-only JSONL) that makes a run resumable; empty = OUT.judge-cache.jsonl.")
+    device: str = _f("cpu", "torch device of --local-model judges.")
+    local_max_length: int = _f(4096, "Longest prompt (tokens) a --local-model judge scores; longer pairs stay unlabeled (too_long).")

@@ -1,0 +1,78 @@
+"""An OpenAPI 3 description of the backend's routes (served at ``GET /openapi.json``; the fuzz tests use it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"description": "Client error naming the problem", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+_PROJECT = {
+    "description": "Project id: an integer, '<id>.<timestamp>' as Label Studio sends it, or an object with 'id'.",
+    "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
+              {"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}, "label_config": {"type": "string"}}, "required": ["id"]}],
+}
+
+_TASK = {
+    "type": "object",
+    "required": ["id", "data"],
+    "properties": {
+        "id": {"type": "integer"},
+        "project": {"type": "integer"},
+        "data": {
+            "type": "object",
+            "required": ["prompt", "response_a", "response_b"],
+            "properties": {
+                "prompt": {"type": "string"}, "response_a": {"type": "string"}, "response_b": {"type": "string"},
+                "ai_label": {"type": "string", "enum": ["a", "b"], "nullable": True},
+                "pair_id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            },
+        },
+    },
+}
+
+
+def openapi_spec() -> dict[str, Any]:
+    """The OpenAPI document (a dict)."""
+    json_body = lambda schema: {"required": True, "content": {"application/json": {"schema": schema}}}  # noqa: E731
+    ok = lambda desc: {"description": desc, "content": {"application/json": {"schema": {"type": "object"}}}}  # noqa: E731
+    errors = {"400": _ERROR, "401": _ERROR, "404": _ERROR, "413": _ERROR, "422": _ERROR}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "rlthf Label Studio ML backend", "version": "1"},
+        "components": {
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
+                "Task": _TASK,
+            },
+        },
+        "security": [{"basic": []}],
+        "paths": {
+            "/health": {"get": {"security": [], "responses": {"200": ok("status UP, Label Studio reachability, worker")}}},
+            "/setup": {"post": {
+                "requestBody": json_body({"type": "object", "required": ["project", "schema"], "properties": {
+                    "project": _PROJECT, "schema": {"type": "string", "description": "labeling config XML"},
+                    "hostname": {"type": "string"}, "access_token": {"type": "string"}, "extra_params": {}}}),
+                "responses": {"200": ok("{model_version}"), **errors}}},
+            "/predict": {"post": {
+                "requestBody": json_body({"type": "object", "required": ["tasks"], "properties": {
+                    "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+                    "project": _PROJECT, "label_config": {"type": "string"}, "params": {"type": "object"}}}),
+                "responses": {"200": ok("{results: [{result, score, model_version, rlthf: {region, label_source, reward_gap, priority}}], model_version}"), **errors}}},
+            "/webhook": {"post": {
+                "requestBody": json_body({"type": "object", "required": ["action"], "properties": {
+                    "action": {"type": "string", "enum": ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED",
+                                                          "START_TRAINING", "TASKS_CREATED", "TASKS_DELETED"]},
+                    "project": _PROJECT,
+                    "annotation": {"type": "object", "properties": {"id": {"type": "integer"}, "result": {"type": "array"},
+                                                                    "was_cancelled": {"type": "boolean"}, "updated_at": {"type": "string"}}},
+                    "annotations": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}}}},
+                    "task": {"type": "object"}}}),
+                "responses": {"200": ok("{status: queued | duplicate | ignored}"), **errors}}},
+            "/train": {"post": {"requestBody": json_body({"type": "object", "required": ["project"], "properties": {"project": _PROJECT}}),
+                                "responses": {"200": ok("{status: queued}"), **errors}}},
+            "/versions": {"get": {"parameters": [{"name": "project", "in": "query", "schema": {"type": "string"}}],
+                                  "responses": {"200": ok("{versions: [...]}"), **errors}}},
+            "/metrics": {"get": {"responses": {"200": ok("per-project iteration, regions, label sources, counters")}}},
+        },
+    }

@@ -1,0 +1,349 @@
+"""One retrain of one project: read Label Studio, run a selection step, build the new state, write back.
+
+Pure functions here (tasks in, arrays out) are what the tests pin down; the worker
+(:mod:`ml_backend.worker`) decides when they run and holds the locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
+from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
+
+from ml_backend.state import ProjectState
+
+log = logging.getLogger(__name__)
+
+VIEW_TITLE = "RLTHF: needs human"
+REGION_FIELD = "rlthf_region"
+PRIORITY_FIELD = "rlthf_priority"
+MAX_WARNINGS = 20
+
+
+@dataclass
+class TaskTable:
+    """The usable tasks of a project as columns, in Label Studio's task order.
+
+    Attributes
+    ----------
+    pairs : PreferencePairs
+        ids are the task ids as strings; ``ai_label`` from ``data.ai_label``; ``human_label`` from the
+        annotations (skipped ones excluded).
+    task_ids : ndarray of int64, shape (n,)
+    pair_ids : ndarray of object, shape (n,)
+        ``data.pair_id`` where given, else the task id.
+    data : list of dict, length n
+        Each task's data dict as Label Studio holds it (to merge into on write-back).
+    warnings : list of str
+        Tasks left out (data not matching the config) and annotations that hold no preference.
+    """
+
+    pairs: PreferencePairs
+    task_ids: np.ndarray
+    pair_ids: np.ndarray
+    data: list
+    warnings: list = field(default_factory=list)
+    n_skipped_tasks: int = 0
+
+
+def human_label_of(task: Mapping[str, Any], control: PreferenceControl, warnings: list[str]) -> int:
+    """The human preference of a task from its annotations: +1, -1 or 0 (none usable).
+
+    Skipped (``was_cancelled``) and empty annotations are excluded. With several annotations a
+    ground-truth one wins, then the majority, then the most recent.
+    """
+    votes: list[tuple[bool, str, int, int]] = []
+    for ann in task.get("annotations") or []:
+        if not isinstance(ann, Mapping) or ann.get("was_cancelled") or not ann.get("result"):
+            continue
+        try:
+            label = control.label_of(ann["result"])
+        except ResultError as exc:
+            _warn(warnings, f"task {task.get('id')}: annotation {ann.get('id')} ignored: {exc}")
+            continue
+        if label:
+            votes.append((bool(ann.get("ground_truth")), str(ann.get("updated_at") or ""), int(ann.get("id") or 0), label))
+    if not votes:
+        return 0
+    truth = [v for v in votes if v[0]]
+    if truth:
+        return max(truth, key=lambda v: (v[1], v[2]))[3]
+    total = sum(v[3] for v in votes)
+    if total:
+        return 1 if total > 0 else -1
+    return max(votes, key=lambda v: (v[1], v[2]))[3]
+
+
+def _warn(warnings: list[str], message: str) -> None:
+    if len(warnings) < MAX_WARNINGS:
+        warnings.append(message)
+    elif len(warnings) == MAX_WARNINGS:
+        warnings.append("(more warnings left out)")
+
+
+def build_task_table(tasks: Sequence[Mapping[str, Any]], control: PreferenceControl) -> TaskTable:
+    """Columns from Label Studio tasks (``id``, ``data``, ``annotations``).
+
+    Tasks whose data does not fit the config are left out and named in ``warnings``; they get no
+    prediction. Their count is in ``n_skipped_tasks``.
+    """
+    warnings: list[str] = []
+    rows = []
+    skipped = 0
+    for task in tasks:
+        data = task.get("data")
+        problems = task_data_problems(data)
+        if problems:
+            skipped += 1
+            _warn(warnings, f"task {task.get('id')} left out: {'; '.join(problems)}")
+            continue
+        rows.append((int(task["id"]), data, parse_label(data.get("ai_label")), human_label_of(task, control, warnings)))
+    rows.sort(key=lambda r: r[0])
+    task_ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+    pairs = PreferencePairs(
+        ids=[str(t) for t in task_ids],
+        prompt=[r[1]["prompt"] for r in rows],
+        response_a=[r[1]["response_a"] for r in rows],
+        response_b=[r[1]["response_b"] for r in rows],
+        ai_label=[r[2] for r in rows],
+        human_label=[r[3] for r in rows],
+    )
+    pair_ids = np.empty(len(rows), dtype=object)
+    pair_ids[:] = [str(r[1].get("pair_id", r[0])) for r in rows]
+    return TaskTable(pairs, task_ids, pair_ids, [dict(r[1]) for r in rows], warnings, skipped)
+
+
+def fingerprint(table: TaskTable, control: PreferenceControl) -> str:
+    """Changes when the tasks, their AI labels or their human labels change."""
+    h = hashlib.sha256()
+    h.update(f"{control.kind}:{control.from_name}".encode())
+    h.update(table.task_ids.tobytes())
+    h.update(table.pairs.ai_label.tobytes())
+    h.update(table.pairs.human_label.tobytes())
+    return h.hexdigest()
+
+
+def queue_scores(human_queue: np.ndarray, human_label: np.ndarray, oriented_gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Queue ranks and Label Studio prediction scores (lower = label first).
+
+    Parameters
+    ----------
+    human_queue : ndarray of int64, shape (k,)
+        Pair positions to ask, most valuable first (the selection step's human queue).
+    human_label, oriented_gap : ndarray, shape (n,)
+
+    Returns
+    -------
+    queue_rank : ndarray of float64, shape (n,)
+        0, 1, ... along the queue; ``inf`` elsewhere.
+    score : ndarray of float64, shape (n,)
+        In [0, 0.5) along the queue (by rank), in (0.5, 1) for other unlabelled pairs (smaller |gap|
+        first), 1.0 for human-labelled pairs. So "Uncertainty sampling" serves the queue first, in order.
+    """
+    n = human_label.shape[0]
+    k = human_queue.shape[0]
+    rank = np.full(n, np.inf)
+    rank[human_queue] = np.arange(k, dtype=np.float64)
+    score = np.ones(n, dtype=np.float64)
+    if k:
+        score[human_queue] = 0.5 * np.arange(k) / k
+    rest = ~np.isfinite(rank) & (human_label == 0)
+    if rest.any():
+        mag = np.abs(oriented_gap[rest])
+        scale = float(mag.max()) or 1.0
+        score[rest] = 0.5 + 1e-6 + 0.49 * mag / scale
+    return rank, score
+
+
+@dataclass
+class TrainOutcome:
+    status: str  # "trained" | "unchanged" | "waiting"
+    state: ProjectState
+    table: TaskTable | None = None
+    message: str = ""
+
+
+def make_reward_model(featurizer: str):
+    """A fresh Bradley-Terry reward model on the configured features (hashing by default)."""
+    from rlthf_selector.config import BradleyTerryConfig, FeaturizerConfig
+    from rlthf_selector.features import make_featurizer
+    from rlthf_selector.reward_model import FeatureRewardModel
+
+    return FeatureRewardModel(make_featurizer(FeaturizerConfig(kind=featurizer)), BradleyTerryConfig())
+
+
+def train_state(
+    previous: ProjectState,
+    tasks: Sequence[Mapping[str, Any]],
+    *,
+    label_config: str,
+    reward_model: Any,
+    budget: float,
+    model_version_prefix: str,
+    force: bool = False,
+    loop_config: Any = None,
+    curve_config: Any = None,
+    selection_config: Any = None,
+) -> TrainOutcome:
+    """One selection step on the project's current tasks and labels.
+
+    Parameters
+    ----------
+    previous : ProjectState
+        The state that serves now (its regions seed the step's training set).
+    tasks : list of dict
+        Label Studio tasks with ``id``, ``data`` and ``annotations``.
+    budget : float
+        Cap on the human queue: a fraction of the tasks (< 1) or a count.
+    force : bool
+        Train even when the tasks and labels equal those of the last training (START_TRAINING).
+
+    Returns
+    -------
+    TrainOutcome
+        ``status`` "unchanged" (nothing new, previous state kept), "waiting" (too few labels to train a
+        reward model; the message says why) or "trained" (a new state, iteration + 1).
+    """
+    from rlthf_selector.config import SelectionConfig
+    from rlthf_selector.loop import select_step
+    from rlthf_selector.selection import Region
+
+    control = parse_label_config(label_config)
+    table = build_task_table(tasks, control)
+    fp = fingerprint(table, control)
+    if fp == previous.fingerprint and not force and previous.trained:
+        return TrainOutcome("unchanged", previous, table)
+    n = len(table.pairs)
+    if n == 0:
+        return TrainOutcome("waiting", previous, table, "the project has no tasks that fit the config")
+    prev_region = None
+    if previous.trained:
+        prev_region = np.full(n, int(Region.TRUSTED), dtype=np.int8)
+        for i, tid in enumerate(table.task_ids):
+            j = previous.position(int(tid))
+            if j is not None:
+                prev_region[i] = previous.region[j]
+    cap = int(round(budget * n)) if budget < 1 else int(budget)
+    started = time.perf_counter()
+    try:
+        step = select_step(
+            table.pairs, reward_model, iteration=previous.iteration, budget=max(cap, 1),
+            loop_config=loop_config, curve_config=curve_config,
+            selection_config=selection_config or SelectionConfig(),
+            previous_region=prev_region,
+        )
+    except ValueError as exc:
+        # Too few or one-sided labels: keep serving the prelabels and say why.
+        return TrainOutcome("waiting", previous, table, str(exc))
+    seconds = time.perf_counter() - started
+    human = table.pairs.human_label
+    rank, score = queue_scores(step.human_queue, human, step.oriented_gap)
+    queue_rank = np.where(np.isfinite(rank), rank, -1).astype(np.int64)
+    iteration = previous.iteration + 1
+    version = f"{model_version_prefix}{iteration}"
+    rm_state = None
+    if hasattr(reward_model, "state_dict"):
+        try:
+            rm_state = reward_model.state_dict()
+        except Exception as exc:  # a model that cannot be saved still serves from memory
+            log.warning("reward model state not saved: %s", exc)
+    summary = step.summary()
+    summary["band_unlabelled"] = int(((step.region == Region.HUMAN) & (human == 0)).sum())
+    state = ProjectState(
+        project_id=previous.project_id, label_config=label_config, iteration=iteration, model_version=version,
+        trained_at=time.time(), training_seconds=seconds, fingerprint=fp, summary=summary,
+        warnings=list(table.warnings) + list(step.curve.warnings),
+        versions=(list(previous.versions) + [version])[-50:],
+        task_ids=table.task_ids, pair_ids=table.pair_ids, ai_label=table.pairs.ai_label, human_label=human,
+        labels=step.labels, label_source=step.label_source, region=step.region, reward_gap=step.reward_gap,
+        oriented_gap=step.oriented_gap, priority=rank, score=score, queue_rank=queue_rank,
+        reward_model_state=rm_state,
+    )
+    return TrainOutcome("trained", state, table)
+
+
+# ---------------------------------------------------------------------- write-back
+def region_name(region: int, human_label: int) -> str:
+    from rlthf_selector.selection import Region
+
+    return Region(int(region)).label
+
+
+def task_fields(state: ProjectState, i: int) -> dict[str, Any]:
+    """The ``rlthf_*`` data fields of the task at position ``i``."""
+    rank = state.priority[i]
+    return {
+        REGION_FIELD: region_name(state.region[i], state.human_label[i]),
+        PRIORITY_FIELD: int(rank) if math.isfinite(rank) else None,
+    }
+
+
+def prediction_for(state: ProjectState, i: int, control: PreferenceControl) -> dict[str, Any]:
+    """One prediction in Label Studio's shape for the task at position ``i``."""
+    return {
+        "result": control.result(int(state.labels[i])),
+        "score": float(state.score[i]),
+        "model_version": state.model_version,
+    }
+
+
+def view_definition() -> dict[str, Any]:
+    """The Data Manager view: the unlabelled tasks of the human queue, most valuable first."""
+    return {
+        "filters": {
+            "conjunction": "and",
+            "items": [
+                {"filter": f"filter:tasks:data.{PRIORITY_FIELD}", "operator": "greater_or_equal", "type": "Number", "value": 0},
+                {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0},
+            ],
+        },
+        "ordering": [f"tasks:data.{PRIORITY_FIELD}"],
+        "columnsDisplayType": {f"data.{PRIORITY_FIELD}": "Number"},
+    }
+
+
+def write_back(client: Any, state: ProjectState, data_by_task: Mapping[int, Mapping[str, Any]]) -> dict[str, int]:
+    """Push a trained state to Label Studio. Never touches annotations.
+
+    1. predictions for every task under the new model version, in bulk;
+    2. ``project.model_version`` and sampling "Uncertainty sampling";
+    3. ``rlthf_region``/``rlthf_priority`` merged into each task's data where they changed (Label Studio
+       replaces the whole data dict on PATCH, so the merged dict is sent);
+    4. the Data Manager view "RLTHF: needs human".
+
+    Returns
+    -------
+    dict
+        Counts: predictions, tasks_patched.
+    """
+    from ml_backend.label_studio_client import SAMPLING_UNCERTAINTY
+
+    control = parse_label_config(state.label_config)
+    predictions = [
+        {"task": int(t), **prediction_for(state, i, control)} for i, t in enumerate(state.task_ids) if state.labels[i] != 0
+    ]
+    n_pred = client.import_predictions(state.project_id, predictions) if predictions else 0
+    client.update_project(state.project_id, model_version=state.model_version, sampling=SAMPLING_UNCERTAINTY)
+    patched = 0
+    for i, t in enumerate(state.task_ids):
+        current = data_by_task.get(int(t))
+        if current is None:
+            continue
+        want = task_fields(state, i)
+        if any(current.get(k) != v for k, v in want.items()):
+            client.update_task_data(int(t), {**current, **want})
+            patched += 1
+    client.ensure_view(state.project_id, VIEW_TITLE, view_definition())
+    return {"predictions": int(n_pred), "tasks_patched": patched}
+
+
+def label_source_name(value: int) -> str:
+    return LabelSource(int(value)).label

@@ -1,0 +1,477 @@
+"""Fast tests of the ML backend through Flask's test client, with a fake Label Studio injected."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flask")
+
+from label_config import load_label_config, parse_label_config  # noqa: E402
+from rlthf_selector.config import BackendConfig  # noqa: E402
+from rlthf_selector.synthetic import make_synthetic_pairs  # noqa: E402
+
+from ml_backend.app import create_app  # noqa: E402
+
+PAIRWISE = load_label_config("pairwise")
+CHOICES = load_label_config("choices")
+N_PAIRS = 80
+
+
+def pair_data(n: int = N_PAIRS, seed: int = 3) -> list[dict]:
+    p = make_synthetic_pairs(n, seed=seed)
+    return [
+        {"prompt": str(p.prompt[i]), "response_a": str(p.response_a[i]), "response_b": str(p.response_b[i]),
+         "ai_label": "a" if p.ai_label[i] > 0 else "b", "pair_id": str(p.ids[i])}
+        for i in range(n)
+    ]
+
+
+def result(label: int, config: str = PAIRWISE) -> list[dict]:
+    return parse_label_config(config).result(label)
+
+
+def make_app(tmp_path: Path, fake, *, start_worker: bool = False, **overrides):
+    cfg = dict(model_dir=str(tmp_path / "models"), debounce_s=0.0, max_wait_s=0.0)
+    cfg.update(overrides)
+    app = create_app(BackendConfig(**cfg), client_factory=lambda entry: fake, start_worker=start_worker)
+    app.testing = True
+    return app
+
+
+def setup_project(client, pid: int, config: str = PAIRWISE):
+    r = client.post("/setup", json={"project": f"{pid}.1700000000", "schema": config, "hostname": "http://ls", "access_token": "tok"})
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def tasks_payload(fake, pid: int, ids=None) -> dict:
+    ids = ids if ids is not None else fake.task_ids(pid)
+    return {"project": f"{pid}.1700000000", "label_config": fake.projects[pid]["label_config"],
+            "tasks": [{"id": t, "project": pid, "data": fake.tasks[t]["data"]} for t in ids]}
+
+
+def webhook_created(fake, pid: int, tid: int, ann: dict) -> dict:
+    return {"action": "ANNOTATION_CREATED", "project": {"id": pid, "label_config": fake.projects[pid]["label_config"]},
+            "task": {"id": tid, "data": fake.tasks[tid]["data"]}, "annotation": dict(ann, task=tid)}
+
+
+@pytest.fixture
+def trained(tmp_path, fake_ls):
+    """A project of N_PAIRS pairs, set up and trained once (worker driven synchronously)."""
+    pid = fake_ls.add_project(PAIRWISE, pair_data())
+    app = make_app(tmp_path, fake_ls)
+    client = app.test_client()
+    setup_project(client, pid)
+    backend = app.extensions["rlthf"]
+    assert backend.worker.run_due() == [pid]
+    return app, client, backend, pid
+
+
+# ---------------------------------------------------------------------- protocol
+def test_health_is_open_and_reports_worker_and_label_studio(tmp_path, fake_ls):
+    app = make_app(tmp_path, fake_ls, basic_auth_user="u", basic_auth_pass="p")
+    body = app.test_client().get("/health").get_json()
+    assert body["status"] == "UP" and body["model_class"] == "RLTHFSelector"
+    assert body["worker"] == {"alive": False}
+    assert body["label_studio"]["state"] in ("unknown", "unconfigured")
+
+
+def test_predict_before_training_returns_ai_prelabels(tmp_path, fake_ls):
+    pid = fake_ls.add_project(CHOICES, pair_data(10))
+    client = make_app(tmp_path, fake_ls).test_client()
+    assert setup_project(client, pid, CHOICES) == {"model_version": "rlthf-0"}
+    r = client.post("/predict", json=tasks_payload(fake_ls, pid))
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["model_version"] == "rlthf-0" and len(body["results"]) == 10
+    for res, tid in zip(body["results"], fake_ls.task_ids(pid)):
+        want = "A" if fake_ls.tasks[tid]["data"]["ai_label"] == "a" else "B"
+        assert res["result"] == [{"from_name": "preference", "to_name": "prompt", "type": "choices", "value": {"choices": [want]}}]
+        assert res["rlthf"]["label_source"] == "ai" and res["rlthf"]["region"] == "unscored"
+
+
+def test_training_writes_back_predictions_version_sampling_fields_and_view(trained, fake_ls):
+    app, client, backend, pid = trained
+    state = backend.registry.get(pid).state
+    assert state.model_version == "rlthf-1" and state.iteration == 1
+    project = fake_ls.projects[pid]
+    assert project["model_version"] == "rlthf-1" and project["sampling"] == "Uncertainty sampling"
+    preds = [p for p in fake_ls.predictions if p["model_version"] == "rlthf-1"]
+    assert sorted(p["task"] for p in preds) == fake_ls.task_ids(pid)  # all tasks, in one bulk call
+    assert sum(1 for c in fake_ls.calls if c[0] == "import_predictions") == 1
+    queued = 0
+    for tid in fake_ls.task_ids(pid):
+        data = fake_ls.tasks[tid]["data"]
+        assert data["prompt"] and data["response_a"] and data["response_b"]  # merged, never wiped
+        assert data["rlthf_region"] in ("trusted", "human", "flip", "held")
+        queued += data["rlthf_priority"] is not None
+    assert queued == int(round(0.1 * N_PAIRS))
+    assert fake_ls.views[pid]["title"] == "RLTHF: needs human"
+    assert fake_ls.views[pid]["ordering"] == ["tasks:data.rlthf_priority"]
+
+
+def test_predict_after_training_orders_the_queue_by_score(trained, fake_ls):
+    app, client, backend, pid = trained
+    body = client.post("/predict", json=tasks_payload(fake_ls, pid)).get_json()
+    assert body["model_version"] == "rlthf-1"
+    queue = [r for r in body["results"] if r["rlthf"]["priority"] is not None]
+    rest = [r for r in body["results"] if r["rlthf"]["priority"] is None]
+    assert len(queue) == int(round(0.1 * N_PAIRS))
+    by_priority = sorted(queue, key=lambda r: r["rlthf"]["priority"])
+    assert [r["rlthf"]["priority"] for r in by_priority] == list(range(len(queue)))
+    scores = [r["score"] for r in by_priority]
+    assert scores == sorted(scores) and max(scores) < 0.5
+    assert min(r["score"] for r in rest) > 0.5
+    assert all(isinstance(r["rlthf"]["reward_gap"], float) for r in body["results"])
+    # predictions written to Label Studio carry the same scores
+    tid = body["results"][0]
+    assert fake_ls.predictions_for(fake_ls.task_ids(pid)[0], "rlthf-1")[0]["score"] == pytest.approx(tid["score"])
+
+
+def test_human_label_wins_and_annotations_are_never_touched(trained, fake_ls):
+    app, client, backend, pid = trained
+    tid = fake_ls.task_ids(pid)[5]
+    ai = 1 if fake_ls.tasks[tid]["data"]["ai_label"] == "a" else -1
+    ann = fake_ls.annotate(tid, result(-ai))
+    skipped_tid = fake_ls.task_ids(pid)[6]
+    fake_ls.annotate(skipped_tid, result(1), was_cancelled=True)
+    before = json.dumps({t: fake_ls.tasks[t]["annotations"] for t in fake_ls.task_ids(pid)}, sort_keys=True)
+    assert client.post("/webhook", json=webhook_created(fake_ls, pid, tid, ann)).get_json()["status"] == "queued"
+    backend.worker.run_due()
+    state = backend.registry.get(pid).state
+    assert state.model_version == "rlthf-2"
+    r = client.post("/predict", json=tasks_payload(fake_ls, pid, [tid, skipped_tid])).get_json()["results"]
+    assert r[0]["result"] == result(-ai) and r[0]["rlthf"]["label_source"] == "human" and r[0]["score"] == 1.0
+    assert r[1]["rlthf"]["label_source"] != "human"  # a skipped annotation is no label
+    after = json.dumps({t: fake_ls.tasks[t]["annotations"] for t in fake_ls.task_ids(pid)}, sort_keys=True)
+    assert before == after
+    assert not any(c[0].startswith(("create_annotation", "update_annotation", "delete_annotation")) for c in fake_ls.calls)
+
+
+def test_deleted_annotation_returns_the_pair_to_its_machine_label(trained, fake_ls):
+    app, client, backend, pid = trained
+    tid = fake_ls.task_ids(pid)[2]
+    ai = 1 if fake_ls.tasks[tid]["data"]["ai_label"] == "a" else -1
+    ann = fake_ls.annotate(tid, result(-ai))
+    client.post("/webhook", json=webhook_created(fake_ls, pid, tid, ann))
+    backend.worker.run_due()
+    fake_ls.tasks[tid]["annotations"].clear()
+    r = client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": pid}, "annotations": [{"id": ann["id"]}]})
+    assert r.get_json()["status"] == "queued"
+    backend.worker.run_due()
+    state = backend.registry.get(pid).state
+    assert state.model_version == "rlthf-3"
+    pos = state.position(tid)
+    assert state.human_label[pos] == 0 and state.label_source[pos] != 3
+
+
+def test_duplicate_webhook_is_acknowledged_once_and_unchanged_labels_do_not_retrain(trained, fake_ls):
+    app, client, backend, pid = trained
+    tid = fake_ls.task_ids(pid)[0]
+    ann = fake_ls.annotate(tid, result(1))
+    payload = webhook_created(fake_ls, pid, tid, ann)
+    assert client.post("/webhook", json=payload).get_json()["status"] == "queued"
+    assert client.post("/webhook", json=payload).get_json()["status"] == "duplicate"
+    backend.worker.run_due()
+    assert backend.registry.get(pid).state.model_version == "rlthf-2"
+    # An UPDATED event that changes nothing in Label Studio: acknowledged, trained on, but no new version.
+    client.post("/webhook", json=dict(payload, action="ANNOTATION_UPDATED"))
+    backend.worker.run_due()
+    assert backend.worker.last_results[pid]["status"] == "unchanged"
+    assert backend.registry.get(pid).state.model_version == "rlthf-2"
+    # START_TRAINING forces a retrain
+    assert client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": pid}}).get_json()["status"] == "queued"
+    backend.worker.run_due()
+    assert backend.registry.get(pid).state.model_version == "rlthf-3"
+
+
+def test_unhandled_events_are_ignored(trained):
+    app, client, backend, pid = trained
+    r = client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": pid}})
+    assert r.status_code == 200 and r.get_json()["status"] == "ignored"
+
+
+def test_versions_and_metrics(trained, fake_ls):
+    app, client, backend, pid = trained
+    assert client.get(f"/versions?project={pid}").get_json()["versions"] == ["rlthf-1"]
+    assert "rlthf-1" in client.get("/versions").get_json()["versions"]
+    m = client.get("/metrics").get_json()
+    p = m["projects"][str(pid)]
+    assert p["iteration"] == 1 and p["tasks"] == N_PAIRS and sum(p["label_sources"].values()) == N_PAIRS
+    assert m["worker"]["trainings"] == 1
+
+
+# ---------------------------------------------------------------------- background worker
+def test_webhook_is_acknowledged_at_once_while_a_training_runs(tmp_path, fake_ls):
+    pid = fake_ls.add_project(PAIRWISE, pair_data())
+    app = make_app(tmp_path, fake_ls, start_worker=True, debounce_s=0.05)
+    client = app.test_client()
+    backend = app.extensions["rlthf"]
+    try:
+        fake_ls.delay_s = 1.5  # every training now takes > 1.5 s
+        setup_project(client, pid)
+        deadline = time.monotonic() + 5
+        while backend.worker.status()["running"] != pid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert backend.worker.status()["running"] == pid
+        tid = fake_ls.task_ids(pid)[0]
+        ann = fake_ls.annotate(tid, result(1))
+        started = time.perf_counter()
+        r = client.post("/webhook", json=webhook_created(fake_ls, pid, tid, ann))
+        ack = time.perf_counter() - started
+        assert r.status_code == 200 and r.get_json()["status"] == "queued"
+        assert ack < 0.5, f"webhook took {ack:.3f} s while training"
+        assert backend.worker.wait_idle(timeout=30)
+        # the event that arrived during the first training led to a second one
+        assert backend.registry.get(pid).state.model_version == "rlthf-2"
+    finally:
+        backend.worker.stop()
+
+
+def test_a_burst_of_webhooks_leads_to_one_training(tmp_path, fake_ls):
+    pid = fake_ls.add_project(PAIRWISE, pair_data())
+    app = make_app(tmp_path, fake_ls, start_worker=True, debounce_s=0.4, max_wait_s=30)
+    client = app.test_client()
+    backend = app.extensions["rlthf"]
+    try:
+        setup_project(client, pid)
+        assert backend.worker.wait_idle(timeout=30)
+        first = backend.worker.trainings
+        for tid in fake_ls.task_ids(pid)[:15]:
+            ann = fake_ls.annotate(tid, result(1))
+            assert client.post("/webhook", json=webhook_created(fake_ls, pid, tid, ann)).status_code == 200
+        assert backend.worker.wait_idle(timeout=30)
+        assert backend.worker.trainings - first == 1
+        state = backend.registry.get(pid).state
+        assert int((state.human_label != 0).sum()) == 15  # the one training saw every label
+    finally:
+        backend.worker.stop()
+
+
+def test_restart_resumes_from_the_model_dir_without_training(trained, tmp_path, fake_ls):
+    app, client, backend, pid = trained
+    before = client.post("/predict", json=tasks_payload(fake_ls, pid)).get_json()
+    n_calls = len(fake_ls.calls)
+    app2 = make_app(tmp_path, fake_ls)
+    after = app2.test_client().post("/predict", json=tasks_payload(fake_ls, pid)).get_json()
+    assert after == before
+    assert app2.extensions["rlthf"].worker.run_due() == []  # write-back had finished: nothing to redo
+    assert len(fake_ls.calls) == n_calls
+
+
+def test_a_crash_during_training_keeps_the_previous_model_serving(trained, fake_ls, monkeypatch):
+    app, client, backend, pid = trained
+    import ml_backend.registry as registry_module
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated crash in select_step")
+
+    monkeypatch.setattr(registry_module, "train_state", boom)
+    client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": pid}})
+    backend.worker.run_due()
+    assert backend.worker.errors == 1 and "simulated crash" in backend.worker.last_results[pid]["error"]
+    assert backend.registry.get(pid).state.model_version == "rlthf-1"
+    assert client.post("/predict", json=tasks_payload(fake_ls, pid)).get_json()["model_version"] == "rlthf-1"
+    assert pid in backend.worker.status()["pending"]  # retried later with backoff
+
+
+def test_label_studio_outage_is_retried_and_shown_in_health(trained, fake_ls):
+    app, client, backend, pid = trained
+    fake_ls.fail = True
+    client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": pid}})
+    backend.worker.run_due()
+    health = client.get("/health").get_json()
+    assert health["status"] == "UP" and health["label_studio"]["state"] == "unreachable"
+    assert backend.registry.get(pid).state.model_version == "rlthf-1"
+    fake_ls.fail = False
+    backend.worker.retry_s = 0.0
+    backend.worker._pending[pid].not_before = 0.0
+    backend.worker.run_due()
+    assert backend.registry.get(pid).state.model_version == "rlthf-2"
+    assert client.get("/health").get_json()["label_studio"]["state"] == "reachable"
+
+
+def test_failed_write_back_is_redone_after_a_restart(tmp_path, fake_ls, monkeypatch):
+    pid = fake_ls.add_project(PAIRWISE, pair_data())
+    app = make_app(tmp_path, fake_ls)
+    client = app.test_client()
+    setup_project(client, pid)
+    original = fake_ls.update_project
+
+    def down(*a, **k):
+        from ml_backend.label_studio_client import LabelStudioUnavailable
+
+        raise LabelStudioUnavailable("down")
+
+    fake_ls.update_project = down
+    result_ = app.extensions["rlthf"].worker.run_due()
+    assert result_ == [pid] and app.extensions["rlthf"].worker.last_results[pid]["writeback_pending"]
+    fake_ls.update_project = original
+    app2 = make_app(tmp_path, fake_ls)  # restart: resumes the pending write-back
+    assert app2.extensions["rlthf"].worker.run_due() == [pid]
+    assert fake_ls.projects[pid]["model_version"] == "rlthf-1"
+
+
+def test_file_lock_keeps_a_second_process_from_training_the_same_project(trained, tmp_path, fake_ls):
+    app, client, backend, pid = trained
+    other = make_app(tmp_path, fake_ls).extensions["rlthf"]
+    with backend.store.training_lock(pid) as got:
+        assert got
+        assert other.registry.train(pid, True) == {"status": "busy"}
+    assert other.registry.train(pid, True)["status"] == "trained"
+    # the first process notices the newer version on its next read
+    assert backend.registry.get(pid).state.model_version == "rlthf-2"
+
+
+def test_tasks_that_do_not_match_the_config_are_left_out_and_named(tmp_path, fake_ls):
+    data = pair_data(40)
+    data[3] = {"prompt": "p", "response_a": "x"}  # no response_b
+    pid = fake_ls.add_project(PAIRWISE, data)
+    app = make_app(tmp_path, fake_ls)
+    client = app.test_client()
+    setup_project(client, pid)
+    app.extensions["rlthf"].worker.run_due()
+    state = app.extensions["rlthf"].registry.get(pid).state
+    assert len(state.task_ids) == 39
+    assert any("response_b is missing" in w for w in state.warnings)
+
+
+# ---------------------------------------------------------------------- auth
+def _basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.mark.parametrize("method,path", [("post", "/setup"), ("post", "/predict"), ("post", "/webhook"), ("post", "/train"),
+                                         ("get", "/versions"), ("get", "/metrics"), ("get", "/openapi.json")])
+def test_every_route_but_health_needs_credentials_when_set(tmp_path, fake_ls, method, path):
+    client = make_app(tmp_path, fake_ls, basic_auth_user="annot", basic_auth_pass="s3cret-pass").test_client()
+    for headers in ({}, _basic("annot", "wrong"), _basic("other", "s3cret-pass"), {"Authorization": "Bearer s3cret-pass"}):
+        r = getattr(client, method)(path, json={}, headers=headers)
+        assert r.status_code == 401, (path, headers)
+        assert "s3cret-pass" not in r.get_data(as_text=True)
+    r = getattr(client, method)(path, json={}, headers=_basic("annot", "s3cret-pass"))
+    assert r.status_code != 401
+    assert client.get("/health").status_code == 200
+
+
+def test_secrets_never_appear_in_metrics_or_health(tmp_path, fake_ls):
+    app = make_app(tmp_path, fake_ls, label_studio_url="http://ls", label_studio_api_key="KEY-abc-123",
+                   basic_auth_user="u", basic_auth_pass="PASS-xyz")
+    client = app.test_client()
+    texts = [client.get("/metrics", headers=_basic("u", "PASS-xyz")).get_data(as_text=True), client.get("/health").get_data(as_text=True)]
+    assert not any("KEY-abc-123" in t or "PASS-xyz" in t for t in texts)
+    assert "KEY-abc-123" not in repr(app.extensions["rlthf"].config)
+
+
+# ---------------------------------------------------------------------- bad input
+def test_bad_input_gets_a_4xx_naming_the_problem_and_stores_nothing(tmp_path, fake_ls):
+    app = make_app(tmp_path, fake_ls, max_body_mb=0.01)
+    client = app.test_client()
+    store = app.extensions["rlthf"].store
+    cases = [
+        (client.post("/setup", data=b"{not json", content_type="application/json"), 400, "not valid JSON"),
+        (client.post("/setup", data="{\"project\": \"caf\xe9\"}".encode("latin-1"), content_type="application/json"), 400, "not UTF-8"),
+        (client.post("/setup", data=b"", content_type="application/json"), 400, "empty"),
+        (client.post("/setup", json=[1, 2]), 400, "JSON object"),
+        (client.post("/setup", json={"project": 1}), 400, "schema"),
+        (client.post("/setup", json={"project": "abc", "schema": PAIRWISE}), 400, "project must be"),
+        (client.post("/setup", json={"project": 1, "schema": "<View><Text name='t' value='$text'/></View>"}), 422, "prompt"),
+        (client.post("/setup", json={"project": 1, "schema": "<View"}), 422, "not valid XML"),
+        (client.post("/predict", json={"project": 1}), 400, "tasks"),
+        (client.post("/predict", json={"project": 7, "tasks": []}), 404, "project 7"),
+        (client.post("/predict", json={"project": 1, "label_config": PAIRWISE,
+                                       "tasks": [{"id": 1, "data": {"prompt": "p", "response_a": "a"}}]}), 422, "tasks[0].data.response_b is missing"),
+        (client.post("/predict", json={"project": 1, "tasks": [{"id": "x", "data": {}}]}), 422, "tasks[0].id"),
+        (client.post("/predict", json={"project": 1, "label_config": PAIRWISE,
+                                       "tasks": [{"id": 1, "data": {"prompt": "p", "response_a": "a", "response_b": "b", "ai_label": "c"}}]}), 422, "ai_label"),
+        (client.post("/webhook", json={"project": {"id": 1}}), 400, "action"),
+        (client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 9}, "annotation": {"id": 1}}), 404, "project 9"),
+        (client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 9}}), 400, "annotation"),
+        (client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 9}, "annotations": "x"}), 400, "annotations"),
+        (client.post("/predict", data=b"{\"x\": \"" + b"a" * 20000 + b"\"}", content_type="application/json"), 413, "larger than"),
+        (client.get("/versions?project=5"), 404, "project 5"),
+    ]
+    for response, status, words in cases:
+        body = response.get_json()
+        assert response.status_code == status, (status, words, body)
+        assert words in body["error"], (words, body)
+        assert "Traceback" not in body["error"]
+    assert store.project_ids() == []
+
+
+def test_unexpected_errors_answer_500_without_a_stack_trace(trained, fake_ls, monkeypatch):
+    app, client, backend, pid = trained
+    import ml_backend.app as app_module
+
+    monkeypatch.setattr(app_module, "_prediction", lambda *a: 1 / 0)
+    r = client.post("/predict", json=tasks_payload(fake_ls, pid, fake_ls.task_ids(pid)[:1]))
+    assert r.status_code == 500
+    assert r.get_json()["error"] == "internal error (ZeroDivisionError); see the backend log"
+
+
+def test_openapi_lists_every_route(tmp_path, fake_ls):
+    spec = make_app(tmp_path, fake_ls).test_client().get("/openapi.json").get_json()
+    assert set(spec["paths"]) == {"/health", "/setup", "/predict", "/webhook", "/train", "/versions", "/metrics"}
+
+
+# ---------------------------------------------------------------------- fuzzing from the OpenAPI shapes
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+_task = st.fixed_dictionaries(
+    {"id": st.one_of(st.integers(-3, 10**4), st.text(max_size=3)),
+     "data": st.one_of(_json, st.fixed_dictionaries({"prompt": st.text(max_size=20), "response_a": st.text(max_size=20),
+                                                     "response_b": st.one_of(st.text(max_size=20), st.integers()),
+                                                     "ai_label": st.sampled_from(["a", "b", "x", None])}))})
+_project = st.one_of(st.integers(-2, 4), st.sampled_from(["1.17", "2", "x.1", ""]), st.fixed_dictionaries({"id": st.integers(-1, 4)}))
+_predict_body = st.fixed_dictionaries({"tasks": st.one_of(st.lists(_task, max_size=4), _json)},
+                                      optional={"project": _project, "label_config": st.sampled_from([PAIRWISE, CHOICES, "<View/>", 3])})
+_webhook_body = st.fixed_dictionaries(
+    {"action": st.one_of(st.sampled_from(["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING",
+                                          "TASKS_CREATED", "OTHER"]), _json)},
+    optional={"project": _project, "annotation": st.one_of(_json, st.fixed_dictionaries({"id": st.integers(), "result": _json})),
+              "annotations": st.one_of(_json, st.lists(st.fixed_dictionaries({"id": st.integers()}), max_size=3))})
+
+
+@pytest.fixture
+def fuzz_client(trained):
+    app, client, backend, pid = trained
+    return client, backend
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=st.one_of(_predict_body, _json))
+def test_fuzz_predict_never_answers_5xx(fuzz_client, body):
+    client, backend = fuzz_client
+    r = client.post("/predict", json=body)
+    assert r.status_code in (200, 400, 404, 422), r.get_json()
+    assert "error" in r.get_json() or "results" in r.get_json()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=st.one_of(_webhook_body, _json))
+def test_fuzz_webhook_never_answers_5xx(fuzz_client, body):
+    client, backend = fuzz_client
+    r = client.post("/webhook", json=body)
+    assert r.status_code in (200, 400, 404, 422), r.get_json()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=200))
+def test_fuzz_raw_bytes_never_answer_5xx(fuzz_client, raw):
+    client, backend = fuzz_client
+    for path in ("/predict", "/webhook", "/setup"):
+        r = client.post(path, data=raw, content_type="application/json")
+        assert r.status_code < 500, (path, r.get_json())
