@@ -1,0 +1,243 @@
+"""``rlthf prelabel``: AI preference labels for a canonical JSONL file.
+
+Wired into the ``rlthf`` console script through :func:`add_prelabel_parser`; also runnable on its own as
+``python -m rlthf_selector.judge.cli --pairs FILE --out FILE ...``.
+
+Exit status: 0 done (unlabeled pairs, if any, are listed in the summary and carry ``ai_unlabeled_reason``),
+2 bad input or a judge that cannot go on (bad key, unknown model; answers so far stay cached),
+130 interrupted (rerun the same command to resume from the cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+from rlthf_selector.config import JudgeConfig, add_config_arguments, config_from_args
+
+logger = logging.getLogger("rlthf_selector.judge")
+
+DESCRIPTION = """\
+Label every pair with an AI judge: any OpenAI-compatible chat-completions server (--model, repeatable),
+a local Hugging Face causal LM (--local-model DIR), and/or labels you already have (--ai-labels-from FILE).
+Each pair is judged in both orders; the majority of judges becomes ai_label, and the evidence
+(ai_confidence, ai_consistent, ai_disagreement, judge_labels, judge_doubt, ai_unlabeled_reason) is written
+beside it. Interrupted runs resume from the answer cache without paying twice."""
+
+
+def add_prelabel_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``prelabel`` options to ``parser``."""
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--pairs", help="canonical JSONL (.jsonl or .jsonl.gz): id, prompt, response_a, response_b, ...")
+    io.add_argument("--out", help="output JSONL: the input records with ai_label and the judge evidence")
+    io.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                    help="bad input lines: stop at the first ('raise') or skip and count them ('skip')")
+    io.add_argument("--summary-json", metavar="FILE", help="also write the end-of-run summary as JSON here")
+    judges = parser.add_argument_group("judges")
+    judges.add_argument("--model", action="append", default=[], metavar="NAME",
+                        help="model served at --base-url; repeat for several judges")
+    judges.add_argument("--local-model", action="append", default=[], metavar="DIR",
+                        help="local Hugging Face causal LM directory scored by log p('A') vs log p('B'); repeatable")
+    judges.add_argument("--ai-labels-from", action="append", default=[], metavar="FILE",
+                        help="merge labels you already have (JSONL with 'id'); repeatable; each file is a judge "
+                             "(or several, for an earlier prelabel output)")
+    judges.add_argument("--ai-labels-column", default="ai_label", metavar="NAME",
+                        help="field holding the label in --ai-labels-from files ('a'/'b', +1/-1/0 or null)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar (default: when stderr is a terminal)")
+    run.add_argument("--show-prompt", action="store_true", help="print the judging prompt (after --template) and exit")
+    run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_config_arguments(parser, JudgeConfig)
+
+
+def add_prelabel_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``prelabel`` on an ``argparse`` sub-parser collection; sets ``func=run_prelabel``."""
+    parser = subparsers.add_parser(
+        "prelabel",
+        help="AI-label pairs with an OpenAI-compatible model, a local model or existing labels",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_prelabel_arguments(parser)
+    parser.set_defaults(func=run_prelabel)
+    return parser
+
+
+def run_prelabel(args: argparse.Namespace) -> int:
+    """Run ``rlthf prelabel`` with parsed arguments; returns the exit status."""
+    from rlthf_selector.judge.base import JudgeFatalError
+    from rlthf_selector.judge.cache import JudgeCache
+    from rlthf_selector.judge.merge import LabelFileError, read_label_file
+    from rlthf_selector.judge.prompts import TemplateError, load_template
+    from rlthf_selector.judge.runner import format_summary, prelabel
+
+    _configure_logging(args.log_level)
+    config: JudgeConfig = config_from_args(JudgeConfig, args)
+    try:
+        template = load_template(config.template or None, config.system_prompt or None)
+    except TemplateError as exc:
+        return _fail(str(exc))
+    if args.show_prompt:
+        for message in template.messages("{prompt}", "{response_a}", "{response_b}"):
+            print(f"--- {message['role']} ---\n{message['content']}")
+        return 0
+    if not args.pairs or not args.out:
+        return _fail("--pairs and --out are required")
+    if not (args.model or args.local_model or args.ai_labels_from):
+        return _fail("nothing to label with: give --model, --local-model or --ai-labels-from")
+    if config.concurrency < 1:
+        return _fail(f"--concurrency must be at least 1, got {config.concurrency}")
+
+    try:
+        records = read_pairs(args.pairs, on_error=args.on_error)
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    ids = [str(r["id"]) for r in records]
+
+    label_sets = []
+    try:
+        for path in args.ai_labels_from:
+            label_sets.extend(read_label_file(path, ids, column=args.ai_labels_column))
+    except LabelFileError as exc:
+        return _fail(str(exc))
+
+    judges: list[Any] = []
+    cache = None
+    try:
+        if args.model:
+            judges.extend(_api_judges(args.model, config, template))
+        for model_dir in args.local_model:
+            from rlthf_selector.judge.local_judge import LocalJudge
+
+            judges.append(LocalJudge(model_dir, template=template, device=config.device, max_length=config.local_max_length))
+        if judges and not args.no_cache:
+            cache_path = Path(config.cache) if config.cache else Path(str(args.out) + ".judge-cache.jsonl")
+            cache = JudgeCache(cache_path)
+            if cache.n_loaded:
+                logger.info("resuming: %d answers already in %s", cache.n_loaded, cache_path)
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        out_records, summary = prelabel(
+            records, judges=judges, label_sets=label_sets, cache=cache, concurrency=config.concurrency, progress=progress
+        )
+    except JudgeFatalError as exc:
+        return _fail(f"{exc}\nAnswers received so far are cached; fix the problem and rerun the same command.")
+    except KeyboardInterrupt:
+        print("\nrlthf prelabel: interrupted; answers received so far are cached. Rerun the same command to resume.",
+              file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    finally:
+        if cache is not None:
+            cache.close()
+        for judge in judges:
+            judge.close()
+
+    write_records(out_records, args.out)
+    print(format_summary(summary))
+    print(f"wrote {len(out_records)} pairs to {args.out}")
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _api_judges(models: Sequence[str], config: JudgeConfig, template: Any) -> list[Any]:
+    from rlthf_selector.judge.openai_judge import OpenAIJudge
+
+    api_key = os.environ.get(config.api_key_env) or None
+    if api_key is None:
+        host = urlparse(config.base_url).hostname or ""
+        level = logging.INFO if host in ("localhost", "127.0.0.1", "::1") else logging.WARNING
+        logger.log(level, "environment variable %s is not set: requests go without an API key", config.api_key_env)
+    return [
+        OpenAIJudge(
+            model,
+            base_url=config.base_url,
+            api_key=api_key,
+            template=template,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+            backoff_base=config.backoff_base,
+            backoff_max=config.backoff_max,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            logprobs=config.logprobs,
+            top_logprobs=config.top_logprobs,
+            api_key_env=config.api_key_env,
+        )
+        for model in models
+    ]
+
+
+def read_pairs(path: str | Path, *, on_error: str = "raise") -> list[dict[str, Any]]:
+    """The records of a canonical JSONL file, validated by :func:`rlthf_selector.loaders.load_jsonl`.
+
+    Every field of a record is kept as written (load_jsonl's typed view would drop nested objects), in
+    the order load_jsonl loaded them; lines it skipped (``on_error="skip"``) are counted and warned about
+    by it and are not returned.
+    """
+    from rlthf_selector.loaders import load_jsonl
+
+    pairs, report = load_jsonl(path, on_error=on_error)
+    if report.n_skipped:
+        logger.warning("%s", report.summary())
+    raw: dict[str, dict[str, Any]] = {}
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # load_jsonl already reported (or refused) it
+            if isinstance(record, dict) and "id" in record:
+                raw.setdefault(str(record["id"]), record)
+    return [raw[str(pid)] for pid in pairs.ids]
+
+
+def write_records(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write JSONL (gzipped if ``path`` ends in ``.gz``) through a temporary file, so a crash mid-write never
+    leaves a truncated output behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+    try:
+        with (gzip.open(tmp, "wb") if path.suffix == ".gz" else open(tmp, "wb")) as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _fail(message: str) -> int:
+    print(f"rlthf prelabel: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _configure_logging(level: str) -> None:
+    # Only when the caller has not configured logging (a CLI run); libraries and tests keep theirs.
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("rlthf_selector").setLevel(getattr(logging, level))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rlthf_selector.judge.cli", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_prelabel_arguments(parser)
+    return run_prelabel(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
