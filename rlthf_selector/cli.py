@@ -120,9 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins():
     """Sub-command groups that live beside their code (simulate, prelabel, serve, label-studio, export)."""
+    from ml_backend.cli import add_backend_parsers
+    from rlthf_selector.judge.cli import add_prelabel_parser
     from rlthf_selector.simulate import add_simulate_parser
 
-    return (add_simulate_parser,)
+    return (add_simulate_parser, add_prelabel_parser, add_backend_parsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
