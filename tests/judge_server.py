@@ -55,7 +55,8 @@ class Reply:
     status: int = 200
     body: Any = None  # dict -> JSON, str/bytes -> raw
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+    delay: float = 0.0  # an answer the client gives up on (beyond its timeout)
+    latency: float = 0.0  # an ordinary answer's processing time
 
 
 def completion(content: str, *, p_letter: float | None = 0.9, prompt_tokens: int = 50) -> dict[str, Any]:
@@ -88,6 +89,12 @@ class PairPolicy:
     modulus : int
     p_letter : float
         Probability reported for the answered letter.
+    retry_after : float
+        Retry-After of scripted 429s, seconds.
+    slow_s : float
+        How long a ``slow`` answer takes.
+    latency : float
+        Seconds each proper answer takes (a model's think time; lets concurrent requests overlap).
     """
 
     def __init__(
@@ -99,6 +106,7 @@ class PairPolicy:
         p_letter: float = 0.9,
         retry_after: float = 0.05,
         slow_s: float = 1.0,
+        latency: float = 0.0,
     ) -> None:
         self.faults = dict(faults or {})
         self.fault_every = dict(fault_every or {})
@@ -106,6 +114,7 @@ class PairPolicy:
         self.p_letter = p_letter
         self.retry_after = retry_after
         self.slow_s = slow_s
+        self.latency = latency
 
     def fault(self, pair: int | None) -> str | None:
         if pair is None:
@@ -136,7 +145,7 @@ class PairPolicy:
         else:
             letter = "A" if req.first_shown == "good" else "B"
         p = None if fault == "no_logprobs" or not req.body.get("logprobs") else self.p_letter
-        return Reply(200, completion(letter, p_letter=p)), "ok"
+        return Reply(200, completion(letter, p_letter=p), latency=self.latency), "ok"
 
 
 _PAIR = re.compile(r"question-(\d+)")
@@ -155,7 +164,9 @@ class ScriptedChatServer:
         Most requests being handled at once (counted until the reply is about to be written).
     """
 
-    def __init__(self, script: Callable[[Request], tuple[Reply, str]] | None = None, *, lifetime: float = 120.0) -> None:
+    def __init__(
+        self, script: Callable[[Request], tuple[Reply, str]] | None = None, *, lifetime: float = 120.0
+    ) -> None:
         self.script = script or PairPolicy()
         self.requests: list[Request] = []
         self.max_in_flight = 0
@@ -219,13 +230,19 @@ class ScriptedChatServer:
                     self._n_ok += 1
                     if self.answer_target is not None and self._n_ok >= self.answer_target:
                         self.answered.set()
+            if reply.latency:
+                time.sleep(reply.latency)
             if reply.delay:
                 with self._lock:  # the client gives up on this one: it no longer holds a slot
                     self._in_flight -= 1
                 counted = False
                 time.sleep(reply.delay)
             payload = reply.body
-            data = payload if isinstance(payload, bytes) else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+            data = (
+                payload
+                if isinstance(payload, bytes)
+                else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+            )
             if counted:
                 with self._lock:
                     self._in_flight -= 1

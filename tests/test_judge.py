@@ -67,9 +67,26 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def cli_args(server: ScriptedChatServer, pairs: Path, out: Path, *extra: str, model: str = "judge-x") -> list[str]:
     return [
-        "--pairs", str(pairs), "--out", str(out), "--model", model, "--base-url", server.url,
-        "--api-key-env", KEY_ENV, "--timeout", "0.5", "--max-retries", "3", "--backoff-base", "0.01",
-        "--backoff-max", "0.05", "--no-progress", *extra,
+        "--pairs",
+        str(pairs),
+        "--out",
+        str(out),
+        "--model",
+        model,
+        "--base-url",
+        server.url,
+        "--api-key-env",
+        KEY_ENV,
+        "--timeout",
+        "0.5",
+        "--max-retries",
+        "3",
+        "--backoff-base",
+        "0.01",
+        "--backoff-max",
+        "0.05",
+        "--no-progress",
+        *extra,
     ]
 
 
@@ -85,11 +102,24 @@ def order_of(req, records_by_k) -> str:
 @pytest.mark.parametrize(
     "text, verdict",
     [
-        ("A", "A"), ("B", "B"), (" b\n", "B"), ("A.", "A"), ("**B**", "B"), ("[[A]]", "A"), ("(B)", "B"),
-        ("Response A", "A"), ("Answer: B", "B"), ("The better response is A.", "A"),
+        ("A", "A"),
+        ("B", "B"),
+        (" b\n", "B"),
+        ("A.", "A"),
+        ("**B**", "B"),
+        ("[[A]]", "A"),
+        ("(B)", "B"),
+        ("Response A", "A"),
+        ("Answer: B", "B"),
+        ("The better response is A.", "A"),
         ("<think>A looks long, B is right</think>\nB", "B"),
-        ("I think both are fine.", None), ("A or B", None), ("", None), (None, None),
-        ("It is a tie.", None), ("<think>hmm, A or", None), ("Answer: A. Actually the answer is B", None),
+        ("I think both are fine.", None),
+        ("A or B", None),
+        ("", None),
+        (None, None),
+        ("It is a tie.", None),
+        ("<think>hmm, A or", None),
+        ("Answer: A. Actually the answer is B", None),
     ],
 )
 def test_parse_verdict(text, verdict):
@@ -97,15 +127,29 @@ def test_parse_verdict(text, verdict):
 
 
 def test_first_position_probability_sums_letter_variants():
-    logprobs = {"content": [{"token": " A", "logprob": math.log(0.6), "top_logprobs": [
-        {"token": " A", "logprob": math.log(0.6)}, {"token": "A", "logprob": math.log(0.1)},
-        {"token": " B", "logprob": math.log(0.2)}, {"token": "The", "logprob": math.log(0.1)}]}]}
+    logprobs = {
+        "content": [
+            {
+                "token": " A",
+                "logprob": math.log(0.6),
+                "top_logprobs": [
+                    {"token": " A", "logprob": math.log(0.6)},
+                    {"token": "A", "logprob": math.log(0.1)},
+                    {"token": " B", "logprob": math.log(0.2)},
+                    {"token": "The", "logprob": math.log(0.1)},
+                ],
+            }
+        ]
+    }
     assert first_position_probability(logprobs, "A") == pytest.approx(0.7 / 0.9)
     assert first_position_probability(logprobs, "B") is None  # letter token disagrees with the verdict
     assert first_position_probability(None, "A") is None
-    lead_in = {"content": [{"token": "Response", "logprob": -0.01, "top_logprobs": []},
-                           {"token": " B", "logprob": math.log(0.8),
-                            "top_logprobs": [{"token": " A", "logprob": math.log(0.2)}]}]}
+    lead_in = {
+        "content": [
+            {"token": "Response", "logprob": -0.01, "top_logprobs": []},
+            {"token": " B", "logprob": math.log(0.8), "top_logprobs": [{"token": " A", "logprob": math.log(0.2)}]},
+        ]
+    }
     assert first_position_probability(lead_in, "B") == pytest.approx(0.2)
 
 
@@ -165,10 +209,12 @@ def test_majority_vote_known_answers():
     labels = np.array([[1, 1, -1], [1, -1, 0], [1, -1, 0], [0, 0, 0], [-1, -1, -1]], dtype=np.int8)
     conf = np.array([[1.0, 0.8, 0.6], [0.9, 0.6, 0.0], [0.5, 0.5, 0.0], [0, 0, 0], [1.0, 1.0, 1.0]])
     label, agree, disagree, tied = majority_vote(labels, conf)
-    assert label.tolist() == [1, 1, 0, 0, -1]
+    assert label.tolist() == [1, 1, 1, 0, -1]  # row 1: more confidence for A; row 2: full tie -> first judge
     assert tied.tolist() == [False, False, True, False, False]
-    np.testing.assert_allclose(agree, [(1.0 + 0.8 + 0.4) / 3, (0.9 + 0.4) / 2, 0.0, 0.0, 1.0])
+    np.testing.assert_allclose(agree, [(1.0 + 0.8 + 0.4) / 3, (0.9 + 0.4) / 2, 0.5, 0.0, 1.0])
     np.testing.assert_allclose(disagree, [1 / 3, 0.5, 0.5, 0.0, 0.0])
+    label, _, _, tied = majority_vote(np.array([[0, -1, 1]], dtype=np.int8), np.ones((1, 3)))
+    assert label.tolist() == [-1] and tied.tolist() == [True]  # the first judge that voted
 
 
 # ----------------------------------------------------------------------------------------------- cache
@@ -178,9 +224,19 @@ def test_answer_key_depends_on_everything_that_changes_the_answer():
     sig = {"model": "m", "template": "t"}
     base = answer_key(sig, "p", "x", "y", "ab")
     assert base == answer_key(dict(sig), "p", "x", "y", "ab")
-    assert len({base, answer_key(sig, "p", "y", "x", "ba"), answer_key({**sig, "model": "n"}, "p", "x", "y", "ab"),
-                answer_key({**sig, "template": "u"}, "p", "x", "y", "ab"), answer_key(sig, "p", "x", "y", "ba"),
-                answer_key(sig, "px", "", "y", "ab")}) == 6
+    assert (
+        len(
+            {
+                base,
+                answer_key(sig, "p", "y", "x", "ba"),
+                answer_key({**sig, "model": "n"}, "p", "x", "y", "ab"),
+                answer_key({**sig, "template": "u"}, "p", "x", "y", "ab"),
+                answer_key(sig, "p", "x", "y", "ba"),
+                answer_key(sig, "px", "", "y", "ab"),
+            }
+        )
+        == 6
+    )
 
 
 def test_cache_survives_a_torn_last_line(tmp_path, caplog):
@@ -208,8 +264,9 @@ def test_both_orders_with_logprobs(tmp_path):
     records = make_records(6)
     with ScriptedChatServer(PairPolicy(p_letter=0.8)) as server:
         judge = OpenAIJudge("judge-x", base_url=server.url, timeout=2)
-        labels, stats = judge_pairs(judge, *zip(*[(r["prompt"], r["response_a"], r["response_b"]) for r in records]),
-                                    concurrency=4)
+        labels, stats = judge_pairs(
+            judge, *zip(*[(r["prompt"], r["response_a"], r["response_b"]) for r in records]), concurrency=4
+        )
         reqs = server.requests
     assert len(reqs) == 12
     by_k = {k: r for k, r in enumerate(records)}
@@ -226,10 +283,17 @@ def test_retries_on_429_500_timeouts_and_garbage(tmp_path):
     policy = PairPolicy({0: "rate_limit", 1: "error_500", 2: "slow", 3: "garbage_body"}, retry_after=0.3, slow_s=1.0)
     records = make_records(5)
     with ScriptedChatServer(policy) as server:
-        judge = OpenAIJudge("judge-x", base_url=server.url, timeout=0.4, max_retries=3, backoff_base=0.01, backoff_max=0.02)
+        judge = OpenAIJudge(
+            "judge-x", base_url=server.url, timeout=0.4, max_retries=3, backoff_base=0.01, backoff_max=0.02
+        )
         started = time.monotonic()
-        labels, stats = judge_pairs(judge, [r["prompt"] for r in records], [r["response_a"] for r in records],
-                                    [r["response_b"] for r in records], concurrency=8)
+        labels, stats = judge_pairs(
+            judge,
+            [r["prompt"] for r in records],
+            [r["response_a"] for r in records],
+            [r["response_b"] for r in records],
+            concurrency=8,
+        )
         elapsed = time.monotonic() - started
         attempts = {}
         for r in server.requests:
@@ -305,8 +369,13 @@ def test_logprobs_refused_by_server_falls_back_to_agreement(tmp_path):
     records = make_records(4)
     with ScriptedChatServer(script) as server:
         judge = OpenAIJudge("judge-x", base_url=server.url, timeout=2)
-        labels, _ = judge_pairs(judge, [r["prompt"] for r in records], [r["response_a"] for r in records],
-                                [r["response_b"] for r in records], concurrency=1)
+        labels, _ = judge_pairs(
+            judge,
+            [r["prompt"] for r in records],
+            [r["response_a"] for r in records],
+            [r["response_b"] for r in records],
+            concurrency=1,
+        )
     assert labels.label.tolist() == [1, -1, 1, -1]
     np.testing.assert_allclose(labels.confidence, 1.0)
     assert judge.logprobs is False
@@ -317,7 +386,9 @@ def test_bad_key_stops_the_run_without_showing_the_key(tmp_path, monkeypatch, ca
 
     monkeypatch.setenv(KEY_ENV, KEY)
     pairs = write_jsonl(tmp_path / "pairs.jsonl", make_records(3))
-    with ScriptedChatServer(lambda req: (Reply(401, {"error": {"message": f"invalid key {req.authorization}"}}), "401")) as server:
+    with ScriptedChatServer(
+        lambda req: (Reply(401, {"error": {"message": f"invalid key {req.authorization}"}}), "401")
+    ) as server:
         assert prelabel_main(cli_args(server, pairs, tmp_path / "out.jsonl")) == 2
         assert server.requests[0].authorization == f"Bearer {KEY}"
     err = capsys.readouterr().err
@@ -336,7 +407,13 @@ def test_the_key_never_appears_in_logs_output_or_files(tmp_path, monkeypatch, ca
         auths = {r.authorization for r in server.requests}
     assert auths == {f"Bearer {KEY}"}  # the key was sent...
     captured = capsys.readouterr()
-    texts = [captured.out, captured.err, caplog.text, out.read_text(), Path(str(out) + ".judge-cache.jsonl").read_text()]
+    texts = [
+        captured.out,
+        captured.err,
+        caplog.text,
+        out.read_text(),
+        Path(str(out) + ".judge-cache.jsonl").read_text(),
+    ]
     assert "HTTP 500" in caplog.text  # ...the echoing errors were logged...
     assert all(KEY not in t for t in texts)  # ...and the key appears nowhere
     assert "***" in caplog.text
@@ -389,26 +466,75 @@ def test_resume_after_an_interrupted_run_never_asks_a_cached_pair_again(tmp_path
 def test_labels_from_files_majority_and_disagreement(tmp_path, capsys):
     records = make_records(4)
     pairs = write_jsonl(tmp_path / "pairs.jsonl", records)
-    write_jsonl(tmp_path / "gpt.jsonl", [{"id": "p0", "ai_label": "a"}, {"id": "p1", "ai_label": "b"},
-                                         {"id": "p2", "ai_label": "b"}, {"id": "p3", "ai_label": None}])
-    write_jsonl(tmp_path / "panda.jsonl", [{"id": "p0", "verdict": 1}, {"id": "p1", "verdict": -1},
-                                           {"id": "p2", "verdict": "a"}, {"id": "p3", "verdict": "b"},
-                                           {"id": "zzz", "verdict": "a"}])
-    write_jsonl(tmp_path / "third.jsonl", [{"id": "p0", "verdict": "b"}, {"id": "p1", "verdict": "b"},
-                                           {"id": "p2", "verdict": "a"}])
+    write_jsonl(
+        tmp_path / "gpt.jsonl",
+        [
+            {"id": "p0", "ai_label": "a"},
+            {"id": "p1", "ai_label": "b"},
+            {"id": "p2", "ai_label": "b"},
+            {"id": "p3", "ai_label": None},
+        ],
+    )
+    write_jsonl(
+        tmp_path / "panda.jsonl",
+        [
+            {"id": "p0", "verdict": 1},
+            {"id": "p1", "verdict": -1},
+            {"id": "p2", "verdict": "a"},
+            {"id": "p3", "verdict": "b"},
+            {"id": "zzz", "verdict": "a"},
+        ],
+    )
+    write_jsonl(
+        tmp_path / "third.jsonl",
+        [{"id": "p0", "verdict": "b"}, {"id": "p1", "verdict": "b"}, {"id": "p2", "verdict": "a"}],
+    )
     out = tmp_path / "out.jsonl"
-    assert prelabel_main(["--pairs", str(pairs), "--out", str(out), "--ai-labels-from", str(tmp_path / "gpt.jsonl")]) == 0
+    assert (
+        prelabel_main(["--pairs", str(pairs), "--out", str(out), "--ai-labels-from", str(tmp_path / "gpt.jsonl")]) == 0
+    )
     # A file without the requested column is refused, naming the file, the line and the field.
-    assert prelabel_main(["--pairs", str(pairs), "--out", str(tmp_path / "x.jsonl"), "--ai-labels-column", "verdict",
-                          "--ai-labels-from", str(out)]) == 2
+    assert (
+        prelabel_main(
+            [
+                "--pairs",
+                str(pairs),
+                "--out",
+                str(tmp_path / "x.jsonl"),
+                "--ai-labels-column",
+                "verdict",
+                "--ai-labels-from",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "out.jsonl:1: no 'verdict' field" in capsys.readouterr().err
     out2 = tmp_path / "out2.jsonl"
-    assert prelabel_main(["--pairs", str(pairs), "--out", str(out2), "--ai-labels-column", "verdict",
-                          "--ai-labels-from", str(tmp_path / "panda.jsonl"),
-                          "--ai-labels-from", str(tmp_path / "third.jsonl")]) == 0
+    assert (
+        prelabel_main(
+            [
+                "--pairs",
+                str(pairs),
+                "--out",
+                str(out2),
+                "--ai-labels-column",
+                "verdict",
+                "--ai-labels-from",
+                str(tmp_path / "panda.jsonl"),
+                "--ai-labels-from",
+                str(tmp_path / "third.jsonl"),
+            ]
+        )
+        == 0
+    )
     merged = tmp_path / "merged.jsonl"
-    assert prelabel_main(["--pairs", str(pairs), "--out", str(merged), "--ai-labels-from", str(out),
-                          "--ai-labels-from", str(out2)]) == 0
+    assert (
+        prelabel_main(
+            ["--pairs", str(pairs), "--out", str(merged), "--ai-labels-from", str(out), "--ai-labels-from", str(out2)]
+        )
+        == 0
+    )
     rows = read_jsonl(merged)
     assert rows[0]["judge_names"] == "gpt|panda:verdict|third:verdict"
     assert [r["judge_labels"] for r in rows] == [["a", "a", "b"], ["b", "b", "b"], ["b", "a", "a"], [None, "b", None]]
@@ -466,3 +592,47 @@ def test_usage_errors(tmp_path, capsys):
     bad.write_text('{"id": "x", "prompt": "p", "response_a": "a"}\n')
     assert prelabel_main(["--pairs", str(bad), "--out", str(tmp_path / "o.jsonl"), "--model", "m"]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- real data
+
+PANDALM = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
+
+
+@pytest.mark.skipif(not (PANDALM / "testset-v1.json").exists(), reason="shared PandaLM data not present")
+def test_two_real_judges_merged_flag_the_ai_mistakes(tmp_path):
+    """GPT-3.5 and PandaLM-7B verdicts on PandaLM, merged as two label files: where they disagree the
+    AI label (ties go to the first judge, GPT-3.5) is wrong far more often, and judge_doubt ranks errors."""
+    from sklearn.metrics import roc_auc_score
+
+    from rlthf_selector.loaders import load_jsonl, load_pandalm, write_jsonl as write_pairs
+
+    pairs, _ = load_pandalm(PANDALM, judge="gpt-3.5", second_judge="pandalm-7b")
+    gold = pairs.gold_label.copy()
+    canonical = write_pairs(pairs.replace(ai_label=np.zeros(len(pairs), np.int8), extra={}), tmp_path / "pairs.jsonl")
+    write_jsonl(tmp_path / "gpt-3.5.jsonl", [{"id": i, "ai_label": int(v)} for i, v in zip(pairs.ids, pairs.ai_label)])
+    second = pairs.extra["second_judge_label"]
+    write_jsonl(tmp_path / "pandalm-7b.jsonl", [{"id": i, "ai_label": int(v)} for i, v in zip(pairs.ids, second)])
+    out = tmp_path / "merged.jsonl"
+    assert (
+        prelabel_main(
+            [
+                "--pairs",
+                str(canonical),
+                "--out",
+                str(out),
+                "--ai-labels-from",
+                str(tmp_path / "gpt-3.5.jsonl"),
+                "--ai-labels-from",
+                str(tmp_path / "pandalm-7b.jsonl"),
+            ]
+        )
+        == 0
+    )
+    merged, _ = load_jsonl(out)
+    np.testing.assert_array_equal(merged.ai_label, pairs.ai_label)  # GPT-3.5 labels every pair; ties go to it
+    wrong = merged.ai_label != gold
+    contested = merged.extra["ai_disagreement"] > 0
+    assert contested.sum() == ((second != 0) & (second != pairs.ai_label)).sum() > 100
+    assert wrong[contested].mean() > 2 * wrong[~contested].mean()
+    assert roc_auc_score(wrong, merged.extra["judge_doubt"]) > 0.6

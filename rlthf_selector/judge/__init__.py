@@ -16,11 +16,23 @@ Output fields per pair: ``ai_label`` ("a"/"b"/null), ``ai_confidence``, ``ai_con
 from rlthf_selector.judge.base import JudgeError, JudgeFatalError, OrderVerdict, PairJudge
 from rlthf_selector.judge.cache import JudgeCache, answer_key
 from rlthf_selector.judge.local_judge import LocalJudge
-from rlthf_selector.judge.merge import Evidence, JudgeLabels, combine_judges, combine_orders, majority_vote, read_label_file
+from rlthf_selector.judge.merge import (
+    Evidence,
+    JudgeLabels,
+    combine_judges,
+    combine_orders,
+    majority_vote,
+    read_label_file,
+)
 from rlthf_selector.judge.openai_judge import OpenAIJudge
-from rlthf_selector.judge.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_TEMPLATE, PromptTemplate, load_template, parse_verdict
+from rlthf_selector.judge.prompts import (
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_TEMPLATE,
+    PromptTemplate,
+    load_template,
+    parse_verdict,
+)
 from rlthf_selector.judge.runner import JudgeRunStats, format_summary, judge_pairs, prelabel
-
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",

@@ -89,7 +89,12 @@ class JudgeCache:
                         raise TypeError("key is not a string")
                 except (ValueError, KeyError, TypeError) as exc:
                     self.n_corrupt += 1
-                    logger.warning("%s line %d: unreadable cache entry skipped (%s); that answer is asked again", self.path, lineno, exc)
+                    logger.warning(
+                        "%s line %d: unreadable cache entry skipped (%s); that answer is asked again",
+                        self.path,
+                        lineno,
+                        exc,
+                    )
                     continue
                 self._entries[key] = record
         logger.info("judge cache %s: %d answers", self.path, len(self._entries))

@@ -37,23 +37,50 @@ def add_prelabel_arguments(parser: argparse.ArgumentParser) -> None:
     io = parser.add_argument_group("input and output")
     io.add_argument("--pairs", help="canonical JSONL (.jsonl or .jsonl.gz): id, prompt, response_a, response_b, ...")
     io.add_argument("--out", help="output JSONL: the input records with ai_label and the judge evidence")
-    io.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                    help="bad input lines: stop at the first ('raise') or skip and count them ('skip')")
+    io.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="bad input lines: stop at the first ('raise') or skip and count them ('skip')",
+    )
     io.add_argument("--summary-json", metavar="FILE", help="also write the end-of-run summary as JSON here")
     judges = parser.add_argument_group("judges")
-    judges.add_argument("--model", action="append", default=[], metavar="NAME",
-                        help="model served at --base-url; repeat for several judges")
-    judges.add_argument("--local-model", action="append", default=[], metavar="DIR",
-                        help="local Hugging Face causal LM directory scored by log p('A') vs log p('B'); repeatable")
-    judges.add_argument("--ai-labels-from", action="append", default=[], metavar="FILE",
-                        help="merge labels you already have (JSONL with 'id'); repeatable; each file is a judge "
-                             "(or several, for an earlier prelabel output)")
-    judges.add_argument("--ai-labels-column", default="ai_label", metavar="NAME",
-                        help="field holding the label in --ai-labels-from files ('a'/'b', +1/-1/0 or null)")
+    judges.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="model served at --base-url; repeat for several judges",
+    )
+    judges.add_argument(
+        "--local-model",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="local Hugging Face causal LM directory scored by log p('A') vs log p('B'); repeatable",
+    )
+    judges.add_argument(
+        "--ai-labels-from",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="merge labels you already have (JSONL with 'id'); repeatable; each file is a judge "
+        "(or several, for an earlier prelabel output)",
+    )
+    judges.add_argument(
+        "--ai-labels-column",
+        default="ai_label",
+        metavar="NAME",
+        help="field holding the label in --ai-labels-from files ('a'/'b', +1/-1/0 or null)",
+    )
     run = parser.add_argument_group("run")
     run.add_argument("--no-cache", action="store_true", help="do not read or write the answer cache")
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress bar (default: when stderr is a terminal)")
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when stderr is a terminal)",
+    )
     run.add_argument("--show-prompt", action="store_true", help="print the judging prompt (after --template) and exit")
     run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     add_config_arguments(parser, JudgeConfig)
@@ -118,7 +145,9 @@ def run_prelabel(args: argparse.Namespace) -> int:
         for model_dir in args.local_model:
             from rlthf_selector.judge.local_judge import LocalJudge
 
-            judges.append(LocalJudge(model_dir, template=template, device=config.device, max_length=config.local_max_length))
+            judges.append(
+                LocalJudge(model_dir, template=template, device=config.device, max_length=config.local_max_length)
+            )
         if judges and not args.no_cache:
             cache_path = Path(config.cache) if config.cache else Path(str(args.out) + ".judge-cache.jsonl")
             cache = JudgeCache(cache_path)
@@ -126,13 +155,20 @@ def run_prelabel(args: argparse.Namespace) -> int:
                 logger.info("resuming: %d answers already in %s", cache.n_loaded, cache_path)
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         out_records, summary = prelabel(
-            records, judges=judges, label_sets=label_sets, cache=cache, concurrency=config.concurrency, progress=progress
+            records,
+            judges=judges,
+            label_sets=label_sets,
+            cache=cache,
+            concurrency=config.concurrency,
+            progress=progress,
         )
     except JudgeFatalError as exc:
         return _fail(f"{exc}\nAnswers received so far are cached; fix the problem and rerun the same command.")
     except KeyboardInterrupt:
-        print("\nrlthf prelabel: interrupted; answers received so far are cached. Rerun the same command to resume.",
-              file=sys.stderr)
+        print(
+            "\nrlthf prelabel: interrupted; answers received so far are cached. Rerun the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
     except (OSError, ValueError) as exc:
         return _fail(str(exc))
@@ -211,7 +247,7 @@ def write_records(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
     try:
-        with (gzip.open(tmp, "wb") if path.suffix == ".gz" else open(tmp, "wb")) as fh:
+        with gzip.open(tmp, "wb") if path.suffix == ".gz" else open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     finally:
@@ -233,8 +269,11 @@ def _configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rlthf_selector.judge.cli", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rlthf_selector.judge.cli",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_prelabel_arguments(parser)
     return run_prelabel(parser.parse_args(argv))
 

@@ -119,7 +119,9 @@ class LocalJudge(PairJudge):
         p_first = _sigmoid(log_a - log_b)
         if log_a == log_b or not math.isfinite(p_first):
             return OrderVerdict(None, reason="malformed: the model scores A and B the same", usage=usage)
-        return OrderVerdict("A" if log_a > log_b else "B", p_first=p_first, raw=f"logp(A)={log_a:.4f} logp(B)={log_b:.4f}", usage=usage)
+        return OrderVerdict(
+            "A" if log_a > log_b else "B", p_first=p_first, raw=f"logp(A)={log_a:.4f} logp(B)={log_b:.4f}", usage=usage
+        )
 
     def close(self) -> None:
         self.model = None

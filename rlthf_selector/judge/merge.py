@@ -13,7 +13,9 @@ consistent ones. An inconsistent pair keeps the label with the larger mean ``p_a
 shown first).
 
 **Several judges** (:func:`majority_vote`). The label most judges gave wins; a tie in votes goes to the side
-with the larger summed confidence, and a full tie leaves the pair unlabeled (``judges_tied``). The pair's
+with the larger summed confidence, and a tie in that too to the judge listed first (the first ``--model``,
+then the first label file), so two judges that disagree still give a label, with ``ai_disagreement`` 0.5
+flagging it. The pair's
 confidence is the mean over voting judges of the probability each gives the majority label (its confidence if
 it agrees, one minus it if not), and ``ai_disagreement`` is the share of voting judges against the majority.
 
@@ -110,18 +112,21 @@ def majority_vote(labels: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarra
     Returns
     -------
     label : ndarray of int8, shape (n,)
-        The majority label; 0 when no judge voted or votes and summed confidence are both tied.
+        The majority label; ties in votes go to the larger summed confidence, then to the first judge
+        (column) that voted. 0 only when no judge voted.
     agreement_confidence : ndarray of float64, shape (n,)
         Mean over voting judges of the probability each gives the majority label; 0 where unlabeled.
     disagreement : ndarray of float64, shape (n,)
-        Share of voting judges against the majority (0.5 for a full tie, 0 when nobody voted).
+        Share of voting judges against the majority (0 when nobody voted).
     tied : ndarray of bool, shape (n,)
-        Judges voted, but votes and summed confidence were tied.
+        Votes and summed confidence were tied: the first voting judge decided.
     """
     labels = np.asarray(labels, dtype=np.int8)
     confidence = np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0)
     if labels.ndim != 2 or confidence.shape != labels.shape:
-        raise ValueError(f"labels and confidence must both have shape (n, J), got {labels.shape} and {confidence.shape}")
+        raise ValueError(
+            f"labels and confidence must both have shape (n, J), got {labels.shape} and {confidence.shape}"
+        )
     for_a, for_b = labels > 0, labels < 0
     n_voting = (for_a | for_b).sum(axis=1)
     vote_margin = for_a.sum(axis=1) - for_b.sum(axis=1)
@@ -129,15 +134,15 @@ def majority_vote(labels: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarra
     label = np.sign(vote_margin)
     label = np.where(label == 0, np.sign(np.round(weight_margin, 12)), label).astype(np.int8)
     tied = (n_voting > 0) & (label == 0)
+    first_vote = labels[np.arange(labels.shape[0]), np.argmax(labels != 0, axis=1)] if labels.shape[1] else label
+    label = np.where(tied, first_vote, label).astype(np.int8)
 
     agrees = labels == label[:, None]
     voting = labels != 0
     towards = np.where(agrees, confidence, 1.0 - confidence)
     with np.errstate(invalid="ignore"):
         agreement_confidence = np.where(label != 0, (towards * voting).sum(axis=1) / np.maximum(n_voting, 1), 0.0)
-        disagreement = np.where(
-            label != 0, (voting & ~agrees).sum(axis=1) / np.maximum(n_voting, 1), np.where(tied, 0.5, 0.0)
-        )
+        disagreement = np.where(label != 0, (voting & ~agrees).sum(axis=1) / np.maximum(n_voting, 1), 0.0)
     return label, agreement_confidence.astype(np.float64), disagreement.astype(np.float64), tied
 
 
@@ -247,7 +252,7 @@ def combine_judges(judges: Sequence[JudgeLabels]) -> Evidence:
     labels = np.stack([j.label for j in judges], axis=1)
     conf = np.stack([j.confidence for j in judges], axis=1)
     consistent = np.stack([j.consistent for j in judges], axis=1)
-    label, confidence, disagreement, tied = majority_vote(labels, conf)
+    label, confidence, disagreement, _ = majority_vote(labels, conf)
     voting = labels != 0
     # Unknown consistency (labels merged from a file) is not evidence of inconsistency.
     ai_consistent = (label != 0) & ~(voting & (consistent == INCONSISTENT)).any(axis=1)
@@ -257,13 +262,12 @@ def combine_judges(judges: Sequence[JudgeLabels]) -> Evidence:
     names = [j.name for j in judges]
     reasons = np.full(n, None, dtype=object)
     for i in np.flatnonzero(label == 0):
-        if tied[i]:
-            votes = ", ".join(f"{nm}={format_label(int(labels[i, k]))}" for k, nm in enumerate(names) if labels[i, k])
-            reasons[i] = f"judges_tied: {votes}"
-        elif len(judges) == 1:
+        if len(judges) == 1:
             reasons[i] = judges[0].reason[i] or "no_verdict: the judge gave no label"
         else:
-            reasons[i] = "no_verdict: " + "; ".join(f"{nm}: {j.reason[i] or 'no label'}" for nm, j in zip(names, judges))
+            reasons[i] = "no_verdict: " + "; ".join(
+                f"{nm}: {j.reason[i] or 'no label'}" for nm, j in zip(names, judges)
+            )
     return Evidence(
         ai_label=label,
         ai_confidence=confidence,
@@ -403,7 +407,9 @@ def _per_judge(record: Mapping[str, Any], where: str) -> dict[str, tuple[Any, An
         raise LabelFileError(f"{where}: judge_labels must be a list or an object, got {type(labels).__name__}")
     names = str(record.get("judge_names") or "").split(JUDGE_NAME_SEPARATOR)
     if len(names) != len(labels) or not all(names):
-        raise LabelFileError(f"{where}: judge_names {record.get('judge_names')!r} does not name the {len(labels)} judge_labels")
+        raise LabelFileError(
+            f"{where}: judge_names {record.get('judge_names')!r} does not name the {len(labels)} judge_labels"
+        )
     confs = confs if isinstance(confs, list) and len(confs) == len(labels) else [None] * len(labels)
     cons = cons if isinstance(cons, list) and len(cons) == len(labels) else [None] * len(labels)
     return {name: (labels[k], confs[k], cons[k]) for k, name in enumerate(names)}

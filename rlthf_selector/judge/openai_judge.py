@@ -162,7 +162,9 @@ class OpenAIJudge(PairJudge):
         self._opener = urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r}, key={'set' if self._api_key else 'none'})"
+        return (
+            f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r}, key={'set' if self._api_key else 'none'})"
+        )
 
     def signature(self) -> dict[str, Any]:
         # Log-probabilities change the confidence, not the verdict, so they are not part of the key.
@@ -186,7 +188,9 @@ class OpenAIJudge(PairJudge):
             try:
                 response, n = self._post_with_retries(body)
             except _PairRejected as exc:
-                return OrderVerdict(None, reason=f"request_failed: {exc}", usage=usage, attempts=attempts + 1, cacheable=False)
+                return OrderVerdict(
+                    None, reason=f"request_failed: {exc}", usage=usage, attempts=attempts + 1, cacheable=False
+                )
             except _Retryable as exc:
                 attempts += self.max_retries + 1
                 return OrderVerdict(
@@ -210,7 +214,9 @@ class OpenAIJudge(PairJudge):
                     usage=usage,
                     attempts=attempts,
                 )
-            logger.debug("%s: unreadable answer %r%s", self.model, raw[:80], "" if strict else "; asking again, strictly")
+            logger.debug(
+                "%s: unreadable answer %r%s", self.model, raw[:80], "" if strict else "; asking again, strictly"
+            )
         return OrderVerdict(
             None,
             reason=f"malformed: answer names neither A nor B: {raw[:80]!r}",
@@ -285,7 +291,9 @@ class OpenAIJudge(PairJudge):
                 }[status]
                 raise JudgeFatalError(f"HTTP {status} from {self.url}: {hint}. Server said: {detail}") from None
             if status in RETRY_STATUS:
-                raise _Retryable(f"HTTP {status}: {detail}", parse_retry_after((exc.headers or {}).get("Retry-After"))) from None
+                raise _Retryable(
+                    f"HTTP {status}: {detail}", parse_retry_after((exc.headers or {}).get("Retry-After"))
+                ) from None
             if status == 400 and "logprob" in detail.lower() and "logprobs" in body:
                 raise _LogprobsRejected() from None
             raise _PairRejected(f"HTTP {status}: {detail}") from None
@@ -300,7 +308,9 @@ class OpenAIJudge(PairJudge):
         try:
             parsed = json.loads(payload)
         except ValueError:
-            raise _Retryable(f"unreadable response body: {self._redact(payload[:80].decode('utf-8', 'replace'))!r}") from None
+            raise _Retryable(
+                f"unreadable response body: {self._redact(payload[:80].decode('utf-8', 'replace'))!r}"
+            ) from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list) or not parsed["choices"]:
             raise _Retryable(f"response has no choices: {self._redact(str(parsed)[:80])!r}")
         return parsed

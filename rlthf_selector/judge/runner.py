@@ -20,7 +20,16 @@ import numpy as np
 
 from rlthf_selector.judge.base import JudgeFatalError, OrderVerdict, PairJudge
 from rlthf_selector.judge.cache import JudgeCache, answer_key
-from rlthf_selector.judge.merge import CONSISTENT, INCONSISTENT, JUDGE_NAME_SEPARATOR, Evidence, JudgeLabels, combine_judges, combine_orders, reason_category
+from rlthf_selector.judge.merge import (
+    CONSISTENT,
+    INCONSISTENT,
+    JUDGE_NAME_SEPARATOR,
+    Evidence,
+    JudgeLabels,
+    combine_judges,
+    combine_orders,
+    reason_category,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +330,11 @@ def summarize(
         "unlabeled": int((~labeled).sum()),
         "unlabeled_by_reason": dict(reasons),
         "unlabeled_ids": [ids[i] for i in np.flatnonzero(~labeled)],
-        "tokens": {"prompt": prompt_tokens, "completion": completion_tokens, "total": prompt_tokens + completion_tokens},
+        "tokens": {
+            "prompt": prompt_tokens,
+            "completion": completion_tokens,
+            "total": prompt_tokens + completion_tokens,
+        },
         "answers_requested": sum(st.answers_requested for st in run_stats),
         "answers_from_cache": sum(st.answers_from_cache for st in run_stats),
         "requests": sum(st.requests for st in run_stats),
@@ -335,8 +348,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     """The end-of-run report printed by ``rlthf prelabel``."""
     pps = summary.get("pairs_per_second")
     lines = [
-        f"prelabel: {summary['pairs']} pairs in {summary['seconds']:.1f} s"
-        + (f" ({pps:.1f} pairs/s)" if pps else ""),
+        f"prelabel: {summary['pairs']} pairs in {summary['seconds']:.1f} s" + (f" ({pps:.1f} pairs/s)" if pps else ""),
         f"  labeled {summary['labeled']} (inconsistent across orders {summary['inconsistent']}, "
         f"contested by judges {summary['contested']}); unlabeled {summary['unlabeled']}"
         + (
