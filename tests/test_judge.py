@@ -600,6 +600,7 @@ PANDALM = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 
 
 @pytest.mark.skipif(not (PANDALM / "testset-v1.json").exists(), reason="shared PandaLM data not present")
+@pytest.mark.filterwarnings("ignore::rlthf_selector.loaders.DataSkipWarning")  # ties are dropped, and counted
 def test_two_real_judges_merged_flag_the_ai_mistakes(tmp_path):
     """GPT-3.5 and PandaLM-7B verdicts on PandaLM, merged as two label files: where they disagree the
     AI label (ties go to the first judge, GPT-3.5) is wrong far more often, and judge_doubt ranks errors."""
@@ -636,3 +637,54 @@ def test_two_real_judges_merged_flag_the_ai_mistakes(tmp_path):
     assert contested.sum() == ((second != 0) & (second != pairs.ai_label)).sum() > 100
     assert wrong[contested].mean() > 2 * wrong[~contested].mean()
     assert roc_auc_score(wrong, merged.extra["judge_doubt"]) > 0.6
+
+
+def test_on_error_skip_labels_the_good_lines_and_counts_the_rest(tmp_path, caplog):
+    good = make_records(3)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        json.dumps(good[0]) + "\nnot json\n" + json.dumps(good[1]) + "\n" + '{"id": "x"}\n' + json.dumps(good[2]) + "\n"
+    )
+    labels = write_jsonl(tmp_path / "labels.jsonl", [{"id": r["id"], "ai_label": "a"} for r in good])
+    out = tmp_path / "out.jsonl"
+    args = ["--pairs", str(pairs), "--out", str(out), "--ai-labels-from", str(labels)]
+    assert prelabel_main(args) == 2  # default: the first bad line stops the run
+    with caplog.at_level(logging.WARNING), pytest.warns(UserWarning, match="skipped 2"):
+        assert prelabel_main([*args, "--on-error", "skip"]) == 0
+    assert [r["id"] for r in read_jsonl(out)] == ["p0", "p1", "p2"]
+    assert "skipped 2" in caplog.text
+
+
+def test_ctrl_c_exits_130_and_the_rerun_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    records = make_records(300)
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    with ScriptedChatServer(PairPolicy(latency=0.02)) as server:
+        args = cli_args(server, pairs, out, "--concurrency", "4")
+        server.answer_target = 40
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rlthf_selector.judge.cli", *args],
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert server.answered.wait(60)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, err.decode()
+        assert b"interrupted" in err and b"Rerun the same command" in err
+        assert not out.exists()
+        cached = len(Path(str(out) + ".judge-cache.jsonl").read_text().splitlines())
+        answered_before = len(server.answered_requests())
+        assert cached == answered_before  # every answer received, in flight at Ctrl-C too, was cached
+        assert prelabel_main(args) == 0
+        assert len(server.answered_requests()) - answered_before == 600 - cached
