@@ -222,16 +222,17 @@ class LabelStudioClient:
         self._raw("POST", f"api/projects/{int(project_id)}/validate", json={"label_config": label_config})
 
     # ------------------------------------------------------------------ tasks, annotations, predictions
-    def list_tasks(self, project_id: int, *, page_size: int = 500) -> list[dict[str, Any]]:
-        """All tasks of a project with their ``data`` and ``annotations`` (all pages)."""
+    def list_tasks(self, project_id: int, *, view: int | None = None, page_size: int = 500) -> list[dict[str, Any]]:
+        """All tasks of a project (or of one of its Data Manager views, in its order) with their ``data``
+        and ``annotations`` (all pages)."""
         out: list[dict[str, Any]] = []
         page = 1
+        params: dict[str, Any] = {"project": int(project_id), "fields": "all", "page_size": page_size}
+        if view is not None:
+            params["view"] = int(view)
         while True:
             try:
-                body = self._raw(
-                    "GET", "api/tasks",
-                    params={"project": int(project_id), "fields": "all", "page": page, "page_size": page_size},
-                )
+                body = self._raw("GET", "api/tasks", params={**params, "page": page})
             except LabelStudioError as exc:
                 if exc.status_code == 404 and page > 1:  # past the last page
                     return out

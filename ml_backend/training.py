@@ -278,12 +278,21 @@ def region_name(region: int, human_label: int) -> str:
 
 
 def task_fields(state: ProjectState, i: int) -> dict[str, Any]:
-    """The ``rlthf_*`` data fields of the task at position ``i``."""
+    """The ``rlthf_*`` data fields of the task at position ``i``: its region, and its rank in the human
+    queue for queued tasks only (the key is absent otherwise: Label Studio's number filters on a data field
+    match a JSON null)."""
     rank = state.priority[i]
-    return {
-        REGION_FIELD: region_name(state.region[i], state.human_label[i]),
-        PRIORITY_FIELD: int(rank) if math.isfinite(rank) else None,
-    }
+    fields = {REGION_FIELD: region_name(state.region[i], state.human_label[i])}
+    if math.isfinite(rank):
+        fields[PRIORITY_FIELD] = int(rank)
+    return fields
+
+
+def merged_task_data(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``current`` with the ``rlthf_*`` fields replaced by ``fields``; None when nothing changes."""
+    merged = {k: v for k, v in current.items() if k not in (REGION_FIELD, PRIORITY_FIELD)}
+    merged.update(fields)
+    return None if merged == dict(current) else merged
 
 
 def prediction_for(state: ProjectState, i: int, control: PreferenceControl) -> dict[str, Any]:
@@ -316,7 +325,7 @@ def write_back(client: Any, state: ProjectState, data_by_task: Mapping[int, Mapp
     1. predictions for every task under the new model version, in bulk;
     2. ``project.model_version`` and sampling "Uncertainty sampling";
     3. ``rlthf_region``/``rlthf_priority`` merged into each task's data where they changed (Label Studio
-       replaces the whole data dict on PATCH, so the merged dict is sent);
+       replaces the whole data dict on PATCH, so the merged dict is sent; every other field is kept);
     4. the Data Manager view "RLTHF: needs human".
 
     Returns
@@ -337,9 +346,9 @@ def write_back(client: Any, state: ProjectState, data_by_task: Mapping[int, Mapp
         current = data_by_task.get(int(t))
         if current is None:
             continue
-        want = task_fields(state, i)
-        if any(current.get(k) != v for k, v in want.items()):
-            client.update_task_data(int(t), {**current, **want})
+        merged = merged_task_data(current, task_fields(state, i))
+        if merged is not None:
+            client.update_task_data(int(t), merged)
             patched += 1
     client.ensure_view(state.project_id, VIEW_TITLE, view_definition())
     return {"predictions": int(n_pred), "tasks_patched": patched}

@@ -1,0 +1,286 @@
+"""``rlthf serve``, ``rlthf label-studio setup`` and ``rlthf export``: the backend's command line.
+
+:func:`add_backend_parsers` adds the three sub-commands to the ``rlthf`` parser (see
+:mod:`rlthf_selector.cli`). Secrets (API key, basic-auth password) are read from the environment by
+default so that they do not show in the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+DEFAULT_TITLE = "RLTHF preference pairs"
+
+
+def add_backend_parsers(subparsers: Any) -> None:
+    """Add ``serve``, ``label-studio`` (with ``setup``) and ``export`` to an argparse sub-parser group."""
+    serve = subparsers.add_parser(
+        "serve", help="run the Label Studio ML backend", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Run the ML backend. Label Studio credentials and basic auth come from the environment "
+                    "(LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, BASIC_AUTH_USER, BASIC_AUTH_PASS; see docs/backend.md).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind")
+    serve.add_argument("--port", type=int, default=9090, help="port to bind")
+    serve.add_argument("--model-dir", default=None, help="state directory (default: $MODEL_DIR or ./model_dir)")
+    serve.add_argument("--label-studio-url", default=None, help="Label Studio URL (default: $LABEL_STUDIO_URL)")
+    serve.add_argument("--production", action="store_true", help="serve with waitress instead of Flask's development server")
+    serve.add_argument("--threads", type=int, default=8, help="waitress worker threads (with --production)")
+    serve.set_defaults(func=run_serve)
+
+    ls = subparsers.add_parser("label-studio", help="set up a Label Studio project for RLTHF")
+    ls_sub = ls.add_subparsers(dest="ls_command", required=True, metavar="ACTION")
+    setup = ls_sub.add_parser(
+        "setup", help="create (or reuse) a project, import pairs with AI prelabels, connect the backend",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_ls_arguments(setup)
+    setup.add_argument("--pairs", required=True, help="pairs in the canonical JSONL format (ai_label 'a'/'b' optional)")
+    setup.add_argument("--backend-url", required=True, help="the ML backend's URL as Label Studio reaches it")
+    setup.add_argument("--title", default=DEFAULT_TITLE, help="project title (an existing project with it is reused)")
+    setup.add_argument("--config", choices=("pairwise", "choices"), default="pairwise", help="labeling config variant")
+    setup.add_argument("--basic-auth-user", default=os.environ.get("BASIC_AUTH_USER", ""),
+                       help="the backend's basic-auth user (default: $BASIC_AUTH_USER); the password is $BASIC_AUTH_PASS")
+    setup.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    setup.set_defaults(func=run_label_studio_setup)
+
+    export = subparsers.add_parser(
+        "export", help="write the TRL data set of a Label Studio project (human labels + the backend's labels)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_ls_arguments(export)
+    export.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="file format")
+    export.set_defaults(func=run_export)
+
+
+def _add_ls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL", ""), help="Label Studio URL (default: $LABEL_STUDIO_URL)")
+    parser.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY", ""),
+                        help="Label Studio API token (default: $LABEL_STUDIO_API_KEY)")
+
+
+# ---------------------------------------------------------------------- serve
+def run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from rlthf_selector.config import BackendConfig
+
+    from ml_backend.app import create_app
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides: dict[str, Any] = {}
+    if args.model_dir:
+        overrides["model_dir"] = args.model_dir
+    if args.label_studio_url:
+        overrides["label_studio_url"] = args.label_studio_url
+    config = BackendConfig.from_env(**overrides)
+    app = create_app(config)
+    auth = "basic auth on" if config.basic_auth_user else "no auth (set BASIC_AUTH_USER/BASIC_AUTH_PASS)"
+    print(f"rlthf ML backend on http://{args.host}:{args.port} (model dir {Path(config.model_dir).resolve()}, {auth})", flush=True)
+    if args.production:
+        from waitress import serve
+
+        serve(app, host=args.host, port=args.port, threads=args.threads, ident="rlthf-ml-backend")
+    else:
+        app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    return 0
+
+
+# ---------------------------------------------------------------------- label-studio setup
+def task_records(pairs: Any, *, control: Any, model_version: str) -> list[dict[str, Any]]:
+    """Label Studio tasks for pairs: data fields plus the AI label as a prediction (when present)."""
+    from rlthf_selector.pairs import format_label
+
+    tasks = []
+    for i in range(len(pairs)):
+        data = {
+            "prompt": str(pairs.prompt[i]), "response_a": str(pairs.response_a[i]), "response_b": str(pairs.response_b[i]),
+            "pair_id": str(pairs.ids[i]),
+        }
+        ai = int(pairs.ai_label[i])
+        task: dict[str, Any] = {"data": data}
+        if ai:
+            data["ai_label"] = format_label(ai)
+            task["predictions"] = [{"result": control.result(ai), "score": 0.5, "model_version": model_version}]
+        tasks.append(task)
+    return tasks
+
+
+def setup_project(
+    client: Any,
+    pairs: Any,
+    *,
+    backend_url: str,
+    title: str = DEFAULT_TITLE,
+    config: str = "pairwise",
+    basic_auth_user: str = "",
+    basic_auth_pass: str = "",
+    model_version: str = "rlthf-0",
+) -> dict[str, Any]:
+    """Create or reuse a project, import the pairs not yet in it, connect the backend.
+
+    Returns
+    -------
+    dict
+        ``project_id``, ``created``, ``imported``, ``already_there``, ``ml_backend_id``.
+    """
+    from label_config import load_label_config, parse_label_config
+
+    project = client.find_project(title)
+    created = project is None
+    if created:
+        project = client.create_project(title, load_label_config(config), description="RLTHF: AI prelabels, automatic flips and a prioritised human queue")
+    pid = int(project["id"])
+    control = parse_label_config(project.get("label_config") or client.get_project(pid)["label_config"])
+    existing = set()
+    if not created:
+        existing = {str((t.get("data") or {}).get("pair_id")) for t in client.list_tasks(pid)}
+    records = [t for t in task_records(pairs, control=control, model_version=model_version) if t["data"]["pair_id"] not in existing]
+    imported = 0
+    for start in range(0, len(records), 1000):
+        imported += len(client.import_tasks(pid, records[start : start + 1000]))
+    backend = client.connect_ml_backend(pid, backend_url, title="RLTHF", basic_auth_user=basic_auth_user, basic_auth_pass=basic_auth_pass)
+    if basic_auth_user:
+        # The webhook Label Studio created with the connection carries no credentials: add them.
+        token = base64.b64encode(f"{basic_auth_user}:{basic_auth_pass}".encode()).decode()
+        client.ensure_webhook(pid, backend_url.rstrip("/") + "/webhook", headers={"Authorization": f"Basic {token}"})
+    return {
+        "project_id": pid, "created": created, "imported": imported, "already_there": len(pairs) - len(records),
+        "ml_backend_id": backend.get("id"),
+    }
+
+
+def run_label_studio_setup(args: argparse.Namespace) -> int:
+    from rlthf_selector.loaders import load_jsonl
+
+    from ml_backend.label_studio_client import LabelStudioClient, LabelStudioError
+
+    pairs, report = load_jsonl(args.pairs)
+    client = LabelStudioClient(args.url, args.api_key)
+    try:
+        outcome = setup_project(
+            client, pairs, backend_url=args.backend_url, title=args.title, config=args.config,
+            basic_auth_user=args.basic_auth_user, basic_auth_pass=os.environ.get("BASIC_AUTH_PASS", ""),
+        )
+    except LabelStudioError as exc:
+        print(f"rlthf label-studio setup: error: {exc}", file=sys.stderr)
+        return 1
+    url = client.url
+    outcome["data_manager_url"] = f"{url}/projects/{outcome['project_id']}/data"
+    if args.json:
+        print(json.dumps(outcome))
+        return 0
+    pid = outcome["project_id"]
+    print(f"project {pid} ({'created' if outcome['created'] else 'reused'}): {outcome['imported']} pairs imported"
+          f"{', ' + str(outcome['already_there']) + ' already there' if outcome['already_there'] else ''}; "
+          f"ML backend {args.backend_url} connected (id {outcome['ml_backend_id']})")
+    print(f"open {outcome['data_manager_url']} and click 'Label All Tasks': annotators get the human queue first, most valuable first")
+    print("the tab 'RLTHF: needs human' lists that queue after the backend's first training (seconds)")
+    return 0
+
+
+# ---------------------------------------------------------------------- export
+def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, model_version: str) -> dict[str, Any]:
+    """Pairs and their final labels from a Label Studio export.
+
+    A task's label is its human annotation (skipped ones excluded); else the backend's prediction under
+    the project's current model version (flipped where it contradicts the AI label, AI where it agrees,
+    RM where there is no AI label); else its AI prelabel.
+
+    Returns
+    -------
+    dict
+        ``pairs`` (PreferencePairs), ``labels`` (int8, shape (n,)), ``label_source`` (int8, shape (n,)),
+        ``skipped`` (Counter of reasons for tasks left out).
+    """
+    import numpy as np
+
+    from label_config import ResultError, parse_label_config, task_data_problems
+    from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
+
+    from ml_backend.training import human_label_of
+
+    control = parse_label_config(label_config)
+    rows, skipped, warnings = [], Counter(), []
+    for task in sorted(tasks, key=lambda t: int(t["id"])):
+        data = task.get("data") or {}
+        if task_data_problems(data):
+            skipped["data does not match the config"] += 1
+            continue
+        ai = parse_label(data.get("ai_label"))
+        human = human_label_of(task, control, warnings)
+        label, source = 0, LabelSource.NONE
+        if human:
+            label, source = human, LabelSource.HUMAN
+        else:
+            preds = [p for p in task.get("predictions") or [] if p.get("model_version") == model_version]
+            machine = 0
+            for pred in preds[-1:]:
+                try:
+                    machine = control.label_of(pred.get("result"))
+                except ResultError:
+                    machine = 0
+            if machine:
+                label = machine
+                source = LabelSource.RM if not ai else (LabelSource.AI if machine == ai else LabelSource.FLIPPED)
+            elif ai:
+                label, source = ai, LabelSource.AI
+        if not label:
+            skipped["no label (no annotation, prediction or AI label)"] += 1
+            continue
+        rows.append((str(data.get("pair_id", task["id"])), data, ai, human, label, int(source)))
+    pairs = PreferencePairs(
+        ids=[r[0] for r in rows], prompt=[r[1]["prompt"] for r in rows], response_a=[r[1]["response_a"] for r in rows],
+        response_b=[r[1]["response_b"] for r in rows], ai_label=[r[2] for r in rows], human_label=[r[3] for r in rows],
+    )
+    return {
+        "pairs": pairs,
+        "labels": np.asarray([r[4] for r in rows], dtype=np.int8),
+        "label_source": np.asarray([r[5] for r in rows], dtype=np.int8),
+        "skipped": skipped,
+        "warnings": warnings,
+    }
+
+
+def export_project(client: Any, project_id: int, out_dir: str | os.PathLike, *, fmt: str = "jsonl") -> dict[str, Any]:
+    """Write ``out_dir/preferences.<fmt>`` (TRL: prompt, chosen, rejected, label_source, id) and a summary."""
+    from rlthf_selector.export import write_trl
+    from rlthf_selector.pairs import LabelSource
+
+    project = client.get_project(project_id)
+    # The task list holds whole predictions (the JSON export gives only their ids).
+    tasks = client.list_tasks(project_id)
+    got = collect_labels(tasks, label_config=project["label_config"], model_version=project.get("model_version") or "")
+    out = Path(out_dir)
+    path = write_trl(got["pairs"], got["labels"], got["label_source"], out / f"preferences.{fmt}")
+    summary = {
+        "project_id": int(project_id), "model_version": project.get("model_version") or None, "path": str(path),
+        "rows": int(len(got["pairs"])),
+        "label_sources": {s.label: int((got["label_source"] == s).sum()) for s in LabelSource if (got["label_source"] == s).any()},
+        "skipped_tasks": dict(got["skipped"]), "warnings": got["warnings"],
+    }
+    (out / "export_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return summary
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ml_backend.label_studio_client import LabelStudioClient, LabelStudioError
+
+    client = LabelStudioClient(args.url, args.api_key)
+    try:
+        summary = export_project(client, args.project, args.out, fmt=args.format)
+    except LabelStudioError as exc:
+        print(f"rlthf export: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    if summary["skipped_tasks"]:
+        print(f"rlthf export: left out {sum(summary['skipped_tasks'].values())} tasks: {summary['skipped_tasks']}", file=sys.stderr)
+    return 0

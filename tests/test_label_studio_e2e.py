@@ -1,0 +1,169 @@
+"""End to end against a real Label Studio 1.23.2 (started by the test session from ``.venv-ls``).
+
+A project of 200 generated pairs with AI prelabels is set up with ``rlthf label-studio setup``; the
+backend (basic auth on) runs on 127.0.0.1 in a thread; annotations are submitted through the API as an
+annotator would; the webhook triggers a background retrain; ``/next`` must serve the human queue in
+priority order; ``rlthf export`` must write a TRL data set carrying the human choices.
+Timings are printed (run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+
+pytestmark = [pytest.mark.label_studio, pytest.mark.slow]
+
+N_PAIRS = 200
+USER, PASSWORD = "rlthf-backend", "e2e-basic-pass"
+
+
+def _wait(predicate, *, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def backend(tmp_path, label_studio, monkeypatch):
+    """The ML backend on 127.0.0.1 in a thread (werkzeug, threaded), talking to the real Label Studio."""
+    from werkzeug.serving import make_server
+
+    from rlthf_selector.config import BackendConfig
+
+    from ml_backend.app import create_app
+    from ml_backend.ls_server import free_port
+
+    config = BackendConfig(
+        model_dir=str(tmp_path / "models"), label_studio_url=label_studio["url"], label_studio_api_key=label_studio["token"],
+        basic_auth_user=USER, basic_auth_pass=PASSWORD, debounce_s=1.5, max_wait_s=10.0,
+    )
+    app = create_app(config)
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("BASIC_AUTH_PASS", PASSWORD)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "app": app, "backend": app.extensions["rlthf"]}
+    finally:
+        server.shutdown()
+        app.extensions["rlthf"].worker.stop()
+
+
+def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
+    from label_config import parse_label_config
+    from rlthf_selector.cli import main as rlthf_main
+    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.synthetic import make_synthetic_pairs
+
+    from ml_backend.label_studio_client import LabelStudioClient
+
+    timings: dict[str, float] = {"label_studio_start_s": round(label_studio["started_in_s"], 1)}
+    client = LabelStudioClient(label_studio["url"], label_studio["token"], retries=1)
+    pairs = make_synthetic_pairs(N_PAIRS, seed=11)
+    pairs_file = write_jsonl(pairs.replace(gold_label=None), tmp_path / "pairs.jsonl")
+    title = f"rlthf-e2e-{uuid.uuid4().hex[:8]}"
+    worker = backend["backend"].worker
+
+    # -- setup through the CLI: create, import with prelabels, connect the backend
+    started = time.perf_counter()
+    assert rlthf_main(["label-studio", "setup", "--url", label_studio["url"], "--api-key", label_studio["token"],
+                       "--pairs", str(pairs_file), "--backend-url", backend["url"], "--title", title,
+                       "--basic-auth-user", USER, "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    pid = outcome["project_id"]
+    timings["setup_s"] = round(time.perf_counter() - started, 2)
+    try:
+        assert outcome["created"] and outcome["imported"] == N_PAIRS
+        tasks = client.list_tasks(pid)
+        assert len(tasks) == N_PAIRS
+        assert all(p["model_version"] == "rlthf-0" for t in tasks for p in t["predictions"])
+
+        # -- Label Studio called /setup (with basic auth): the first training runs in the background
+        _wait(lambda: client.get_project(pid).get("model_version") == "rlthf-1" and worker.wait_idle(0.1),
+              timeout=90, what="the first training's write-back (model version rlthf-1)")
+        timings["first_training_s"] = round(time.perf_counter() - started - timings["setup_s"], 2)
+        project = client.get_project(pid)
+        assert project["sampling"] == "Uncertainty sampling"
+        tasks = client.list_tasks(pid)
+        assert all(any(p["model_version"] == "rlthf-1" for p in t["predictions"]) for t in tasks)
+        by_id = {t["id"]: t for t in tasks}
+        assert all(t["data"]["prompt"] and t["data"]["response_b"] for t in tasks)  # merged, not wiped
+        queue = sorted((t["data"]["rlthf_priority"], t["id"]) for t in tasks if "rlthf_priority" in t["data"])
+        assert len(queue) == 20 and [q[0] for q in queue] == list(range(20))
+
+        # the Data Manager view lists the queue in priority order
+        views = [v for v in client.list_views(pid) if v["data"].get("title") == "RLTHF: needs human"]
+        assert len(views) == 1
+        in_view = [t["id"] for t in client.list_tasks(pid, view=views[0]["id"])]
+        assert in_view == [q[1] for q in queue]
+
+        # -- an annotator labels three pairs from the stream: it serves the queue head first, in order
+        control = parse_label_config(project["label_config"])
+        human_choice: dict[int, int] = {}
+        served = []
+        for _ in range(3):
+            task = client.next_task(pid)
+            served.append(task["id"])
+            ai = 1 if task["data"]["ai_label"] == "a" else -1
+            choice = -ai  # the human disagrees with the AI
+            client.create_annotation(task["id"], control.result(choice))
+            human_choice[task["id"]] = choice
+        last_annotation = time.perf_counter()
+        assert served == [q[1] for q in queue[:3]]
+
+        # -- the webhooks trigger one background retrain; the model version advances
+        _wait(lambda: client.get_project(pid).get("model_version") == "rlthf-2", timeout=60, what="retrain to rlthf-2")
+        timings["annotation_to_new_version_s"] = round(time.perf_counter() - last_annotation, 2)
+        assert worker.wait_idle(60)
+        state = backend["backend"].registry.get(pid).state
+        assert state.model_version == "rlthf-2"
+        for tid, choice in human_choice.items():
+            pos = state.position(tid)
+            assert state.human_label[pos] == choice and state.labels[pos] == choice
+        tasks = client.list_tasks(pid)
+        assert all(any(p["model_version"] == "rlthf-2" for p in t["predictions"]) for t in tasks)
+        queue2 = sorted((t["data"]["rlthf_priority"], t["id"]) for t in tasks if "rlthf_priority" in t["data"])
+        assert not set(human_choice) & {q[1] for q in queue2}  # a labelled pair is never asked again
+        annotations_before = {t["id"]: t["annotations"] for t in tasks if t["annotations"]}
+
+        # -- the stream now serves the new queue in its order; one more annotation agrees with the AI
+        task = client.next_task(pid)
+        assert task["id"] == queue2[0][1]
+        ai = 1 if task["data"]["ai_label"] == "a" else -1
+        client.create_annotation(task["id"], control.result(ai))
+        human_choice[task["id"]] = ai
+        _wait(lambda: client.get_project(pid).get("model_version") == "rlthf-3", timeout=60, what="retrain to rlthf-3")
+        assert worker.wait_idle(60)
+        after = {t["id"]: t["annotations"] for t in client.list_tasks(pid) if t["annotations"]}
+        for tid, anns in annotations_before.items():  # human annotations are never touched
+            assert [a["result"] for a in after[tid]] == [a["result"] for a in anns]
+
+        # -- export: TRL rows, the human rows carry the human's choice
+        out = tmp_path / "export"
+        assert rlthf_main(["export", "--url", label_studio["url"], "--api-key", label_studio["token"],
+                           "--project", str(pid), "--out", str(out)]) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["rows"] == N_PAIRS and summary["label_sources"]["human"] == len(human_choice)
+        rows = {r["id"]: r for r in map(json.loads, (out / "preferences.jsonl").read_text().splitlines())}
+        for tid, choice in human_choice.items():
+            data = by_id[tid]["data"]
+            row = rows[data["pair_id"]]
+            assert row["label_source"] == "human"
+            assert row["chosen"] == (data["response_a"] if choice > 0 else data["response_b"])
+            assert row["rejected"] == (data["response_b"] if choice > 0 else data["response_a"])
+        metrics = backend["backend"].registry.get(pid).counters
+        timings.update(webhooks=metrics["webhooks"], trainings=metrics["trainings"],
+                       training_seconds=round(backend["backend"].registry.get(pid).state.training_seconds, 2))
+    finally:
+        print("\nlabel studio e2e timings:", json.dumps(timings))
+        client.delete_project(pid)
