@@ -208,7 +208,7 @@ class ProjectRegistry:
             if self.config.writeback and state.trained and state.model_version not in done:
                 data_by_task = {int(t["id"]): t.get("data") or {} for t in tasks}
                 try:
-                    result["writeback"] = write_back(client, state, data_by_task)
+                    result["writeback"] = write_back(client, state, data_by_task, all_regions=self.config.write_regions)
                 except LabelStudioError as exc:
                     log.error("write-back of %s to project %d failed: %s", state.model_version, project_id, exc)
                     result["writeback_pending"] = True

@@ -277,12 +277,17 @@ def region_name(region: int, human_label: int) -> str:
     return Region(int(region)).label
 
 
-def task_fields(state: ProjectState, i: int) -> dict[str, Any]:
-    """The ``rlthf_*`` data fields of the task at position ``i``: its region, and its rank in the human
-    queue for queued tasks only (the key is absent otherwise: Label Studio's number filters on a data field
-    match a JSON null)."""
+def task_fields(state: ProjectState, i: int, *, all_regions: bool = False) -> dict[str, Any]:
+    """The ``rlthf_*`` data fields of the task at position ``i``.
+
+    Queued tasks get their region and their rank in the human queue; other tasks get no priority key (Label
+    Studio's number filters on a data field match a JSON null) and, only with ``all_regions``, their region
+    (each changed task costs one PATCH of ~0.1-0.2 s in Label Studio, so this is off by default).
+    """
     rank = state.priority[i]
-    fields = {REGION_FIELD: region_name(state.region[i], state.human_label[i])}
+    if not (all_regions or math.isfinite(rank)):
+        return {}
+    fields: dict[str, Any] = {REGION_FIELD: region_name(state.region[i], state.human_label[i])}
     if math.isfinite(rank):
         fields[PRIORITY_FIELD] = int(rank)
     return fields
@@ -319,7 +324,9 @@ def view_definition() -> dict[str, Any]:
     }
 
 
-def write_back(client: Any, state: ProjectState, data_by_task: Mapping[int, Mapping[str, Any]]) -> dict[str, int]:
+def write_back(
+    client: Any, state: ProjectState, data_by_task: Mapping[int, Mapping[str, Any]], *, all_regions: bool = False, threads: int = 4
+) -> dict[str, int]:
     """Push a trained state to Label Studio. Never touches annotations.
 
     1. predictions for every task under the new model version, in bulk;
@@ -341,15 +348,19 @@ def write_back(client: Any, state: ProjectState, data_by_task: Mapping[int, Mapp
     ]
     n_pred = client.import_predictions(state.project_id, predictions) if predictions else 0
     client.update_project(state.project_id, model_version=state.model_version, sampling=SAMPLING_UNCERTAINTY)
-    patched = 0
+    patches = []
     for i, t in enumerate(state.task_ids):
         current = data_by_task.get(int(t))
-        if current is None:
-            continue
-        merged = merged_task_data(current, task_fields(state, i))
-        if merged is not None:
-            client.update_task_data(int(t), merged)
-            patched += 1
+        if current is not None:
+            merged = merged_task_data(current, task_fields(state, i, all_regions=all_regions))
+            if merged is not None:
+                patches.append((int(t), merged))
+    if patches:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            list(pool.map(lambda p: client.update_task_data(*p), patches))
+    patched = len(patches)
     client.ensure_view(state.project_id, VIEW_TITLE, view_definition())
     return {"predictions": int(n_pred), "tasks_patched": patched}
 

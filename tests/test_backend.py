@@ -109,10 +109,29 @@ def test_training_writes_back_predictions_version_sampling_fields_and_view(train
     queued = 0
     for tid in fake_ls.task_ids(pid):
         data = fake_ls.tasks[tid]["data"]
-        assert data["prompt"] and data["response_a"] and data["response_b"]  # merged, never wiped
-        assert data["rlthf_region"] in ("trusted", "human", "flip", "held")
-        queued += data.get("rlthf_priority") is not None
+        assert data["prompt"] and data["response_a"] and data["response_b"] and data["pair_id"]  # merged, never wiped
+        queued += "rlthf_priority" in data
+        assert ("rlthf_region" in data) == ("rlthf_priority" in data)  # only queued tasks are patched by default
     assert queued == int(round(0.1 * N_PAIRS))
+    assert sum(1 for c in fake_ls.calls if c[0] == "update_task_data") == queued
+
+
+def test_write_regions_writes_every_task_and_leaving_the_queue_clears_the_priority(tmp_path, fake_ls):
+    pid = fake_ls.add_project(PAIRWISE, pair_data())
+    app = make_app(tmp_path, fake_ls, write_regions=True)
+    client = app.test_client()
+    setup_project(client, pid)
+    backend = app.extensions["rlthf"]
+    backend.worker.run_due()
+    assert all(fake_ls.tasks[t]["data"]["rlthf_region"] in ("trusted", "human", "flip", "held") for t in fake_ls.task_ids(pid))
+    queued = [t for t in fake_ls.task_ids(pid) if "rlthf_priority" in fake_ls.tasks[t]["data"]]
+    for tid in queued[:3]:  # humans answer the head of the queue
+        fake_ls.annotate(tid, result(1))
+    client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": pid}})
+    backend.worker.run_due()
+    for tid in queued[:3]:
+        assert "rlthf_priority" not in fake_ls.tasks[tid]["data"]
+        assert fake_ls.tasks[tid]["data"]["prompt"]
     assert fake_ls.views[pid]["title"] == "RLTHF: needs human"
     assert fake_ls.views[pid]["ordering"] == ["tasks:data.rlthf_priority"]
 
