@@ -8,115 +8,20 @@ to use an already running server instead.
 
 from __future__ import annotations
 
-import copy
-import itertools
 import os
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class FakeLabelStudio:
-    """In-memory stand-in for :class:`ml_backend.label_studio_client.LabelStudioClient`.
-
-    Holds projects, tasks (with annotations), predictions and views like Label Studio does, and records
-    every call. ``delay_s`` slows ``list_tasks`` (a long training); ``fail`` makes every call raise
-    :class:`LabelStudioUnavailable`.
-    """
-
-    def __init__(self) -> None:
-        self.projects: dict[int, dict[str, Any]] = {}
-        self.tasks: dict[int, dict[str, Any]] = {}
-        self.predictions: list[dict[str, Any]] = []
-        self.views: dict[int, dict[str, Any]] = {}
-        self.calls: list[tuple[str, Any]] = []
-        self.delay_s = 0.0
-        self.fail = False
-        self.lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._ann_ids = itertools.count(1)
-        self.last_error = None
-        self.last_ok = None
-
-    # -- helpers for tests
-    def add_project(self, label_config: str, pairs: list[dict[str, Any]]) -> int:
-        pid = next(self._ids)
-        self.projects[pid] = {"id": pid, "label_config": label_config, "model_version": "", "sampling": "Sequential sampling"}
-        for p in pairs:
-            tid = next(self._ids)
-            self.tasks[tid] = {"id": tid, "project": pid, "data": dict(p), "annotations": []}
-        return pid
-
-    def task_ids(self, pid: int) -> list[int]:
-        return sorted(t for t, v in self.tasks.items() if v["project"] == pid)
-
-    def annotate(self, tid: int, result: list[dict[str, Any]], *, was_cancelled: bool = False) -> dict[str, Any]:
-        ann = {"id": next(self._ann_ids), "result": result, "was_cancelled": was_cancelled,
-               "updated_at": f"2026-01-01T00:00:{len(self.calls):02d}Z", "ground_truth": False}
-        self.tasks[tid]["annotations"].append(ann)
-        return ann
-
-    def _check(self, what: str, arg: Any = None) -> None:
-        from ml_backend.label_studio_client import LabelStudioUnavailable
-
-        self.calls.append((what, arg))
-        if self.fail:
-            self.last_error = "down"
-            raise LabelStudioUnavailable(f"Label Studio {what} failed: ConnectError")
-        self.last_error = None
-
-    # -- the client interface the backend uses
-    def get_project(self, pid: int) -> dict[str, Any]:
-        self._check("get_project", pid)
-        return copy.deepcopy(self.projects[pid])
-
-    def list_tasks(self, pid: int) -> list[dict[str, Any]]:
-        self._check("list_tasks", pid)
-        out = [copy.deepcopy(t) for t in self.tasks.values() if t["project"] == pid]
-        if self.delay_s:  # a slow read: what arrives meanwhile is seen by the next training only
-            time.sleep(self.delay_s)
-        return out
-
-    def import_predictions(self, pid: int, predictions: list[dict[str, Any]]) -> int:
-        self._check("import_predictions", len(predictions))
-        self.predictions.extend(copy.deepcopy(predictions))
-        return len(predictions)
-
-    def update_project(self, pid: int, **fields: Any) -> dict[str, Any]:
-        self._check("update_project", fields)
-        self.projects[pid].update(fields)
-        return copy.deepcopy(self.projects[pid])
-
-    def update_task_data(self, tid: int, data: dict[str, Any]) -> None:
-        self._check("update_task_data", tid)
-        self.tasks[tid]["data"] = dict(data)  # replaces the whole dict, as Label Studio does
-
-    def ensure_view(self, pid: int, title: str, data: dict[str, Any]) -> int:
-        self._check("ensure_view", title)
-        self.views[pid] = {"title": title, **data}
-        return pid
-
-    def export_tasks(self, pid: int, *, all_tasks: bool = True) -> list[dict[str, Any]]:
-        self._check("export_tasks", pid)
-        out = []
-        for t in self.list_tasks(pid):
-            t["predictions"] = [p for p in self.predictions if p["task"] == t["id"]]
-            if all_tasks or t["annotations"]:
-                out.append(t)
-        return out
-
-    def predictions_for(self, tid: int, model_version: str) -> list[dict[str, Any]]:
-        return [p for p in self.predictions if p["task"] == tid and p["model_version"] == model_version]
-
-
 @pytest.fixture
-def fake_ls() -> FakeLabelStudio:
-    return FakeLabelStudio()
+def fake_ls():
+    """An in-memory Label Studio (:class:`ml_backend.memory_client.InMemoryLabelStudio`)."""
+    from ml_backend.memory_client import InMemoryLabelStudio
+
+    return InMemoryLabelStudio()
 
 
 # ---------------------------------------------------------------------- real Label Studio
