@@ -76,6 +76,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ml_backend.app import create_app
 
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Label Studio call is noise
     overrides: dict[str, Any] = {}
     if args.model_dir:
         overrides["model_dir"] = args.model_dir
