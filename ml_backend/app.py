@@ -106,10 +106,11 @@ class Backend:
         self._has_credentials = client_factory is not None or bool(config.label_studio_url and config.label_studio_api_key)
         if start_worker:
             self.worker.start()
-        # Projects saved by an earlier run whose last write-back did not finish are resumed.
+        # Catch up after a restart: annotations made while the backend was down, and a write-back that
+        # had not finished, are picked up by one retrain per project (skipped when nothing changed).
         for pid in self.store.project_ids():
             entry = self.registry.get(pid)
-            if entry and entry.state.trained and entry.state.model_version not in self.store.writeback_done(pid):
+            if entry is not None and self.can_train(entry):
                 self.worker.submit(pid, immediate=True)
 
     def can_train(self, entry: ProjectEntry) -> bool:
