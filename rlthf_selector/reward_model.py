@@ -236,6 +236,9 @@ class BradleyTerryHead:
         old_threads = torch.get_num_threads()
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
+        # Adam's squared gradients underflow into denormals as the L2 penalty shrinks idle units; flushing them
+        # to zero makes training several times faster on x86 and changes no result that matters.
+        torch.set_flush_denormal(True)
         try:
             gen = torch.Generator().manual_seed(int(cfg.seed))
             xs = torch.from_numpy(self._standardise(x))
@@ -298,6 +301,7 @@ class BradleyTerryHead:
             }
         finally:
             torch.set_num_threads(old_threads)
+            torch.set_flush_denormal(False)
 
     # -- scoring --------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
