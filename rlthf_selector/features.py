@@ -344,6 +344,38 @@ class SentenceEncoderFeaturizer(Featurizer):
         return out
 
 
+class PrecomputedFeaturizer(Featurizer):
+    """Features a user already has (e.g. embeddings from their own encoder), looked up by pair id.
+
+    Parameters
+    ----------
+    ids : sequence of str, shape (n,)
+    features : ndarray, shape (n, 2, d)
+        Row i describes pair ``ids[i]``: ``[i, 0]`` for (prompt, A), ``[i, 1]`` for (prompt, B).
+    name : str
+        Recorded in outputs.
+    """
+
+    def __init__(self, ids: Sequence[str], features: np.ndarray, *, name: str = "precomputed") -> None:
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 3 or features.shape[1] != 2 or features.shape[0] != len(ids):
+            raise ValueError(f"features must have shape ({len(ids)}, 2, d), got {features.shape}")
+        self._row = {str(pid): i for i, pid in enumerate(ids)}
+        self._features = features
+        self.name = f"{name}-{features.shape[2]}"
+
+    @property
+    def dim(self) -> int:
+        return int(self._features.shape[2])
+
+    def transform(self, pairs: PreferencePairs) -> np.ndarray:
+        try:
+            rows = np.fromiter((self._row[pid] for pid in pairs.ids), dtype=np.int64, count=len(pairs))
+        except KeyError as exc:
+            raise KeyError(f"no precomputed features for pair id {exc.args[0]!r}") from None
+        return self._features[rows]
+
+
 def make_featurizer(config: FeaturizerConfig) -> Featurizer:
     """The featuriser ``config.kind`` names: ``'hashing'`` or ``'minilm'`` (any local sentence encoder)."""
     if config.kind == "hashing":
