@@ -97,7 +97,8 @@ class LabelStudioClient:
         self.retries = int(retries)
         self.backoff_s = float(backoff_s)
         self._sleep = sleep
-        self._sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+        # Retries are ours (with backoff, and a record of reachability): the SDK's own are switched off.
+        self._sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout, max_retries=0)
         self._lock = threading.Lock()
         self.last_ok: float | None = None
         self.last_error: str | None = None
@@ -149,7 +150,8 @@ class LabelStudioClient:
 
         def go() -> Any:
             response = self._sdk._client_wrapper.httpx_client.request(
-                path.lstrip("/"), method=method, params=dict(params or {}), json=json
+                path.lstrip("/"), method=method, params=dict(params or {}), json=json,
+                request_options={"max_retries": 0},
             )
             if response.status_code >= 400:
                 try:
@@ -206,9 +208,8 @@ class LabelStudioClient:
         return None
 
     def create_project(self, title: str, label_config: str, *, description: str = "") -> dict[str, Any]:
-        return _to_dict(
-            self._call("create project", lambda: self._sdk.projects.create(title=title, label_config=label_config, description=description))
-        )
+        return _to_dict(self._call("create project", lambda: self._sdk.projects.create(
+            title=title, label_config=label_config, description=description, request_options={"max_retries": 0})))
 
     def update_project(self, project_id: int, **fields: Any) -> dict[str, Any]:
         """PATCH project fields (``model_version``, ``sampling``, ...)."""
