@@ -177,7 +177,7 @@ def make_reward_model(featurizer: str):
     from rlthf_selector.features import make_featurizer
     from rlthf_selector.reward_model import FeatureRewardModel
 
-    return FeatureRewardModel(make_featurizer(FeaturizerConfig(kind=featurizer)), BradleyTerryConfig())
+    return FeatureRewardModel(make_featurizer(FeaturizerConfig(kind=featurizer, progress=False)), BradleyTerryConfig())
 
 
 def train_state(

@@ -211,6 +211,23 @@ def test_duplicate_webhook_is_acknowledged_once_and_unchanged_labels_do_not_retr
     assert backend.registry.get(pid).state.model_version == "rlthf-3"
 
 
+def test_tasks_imported_later_get_prelabels_then_join_the_next_training(trained, fake_ls):
+    app, client, backend, pid = trained
+    new = pair_data(5, seed=99)
+    for d in new:
+        tid = max(fake_ls.tasks) + 1
+        fake_ls.tasks[tid] = {"id": tid, "project": pid, "data": dict(d), "annotations": []}
+    new_ids = fake_ls.task_ids(pid)[-5:]
+    r = client.post("/predict", json=tasks_payload(fake_ls, pid, new_ids)).get_json()["results"]
+    assert all(x["rlthf"]["region"] == "unscored" and x["rlthf"]["label_source"] == "ai" for x in r)
+    assert client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": pid}, "tasks": []}).get_json()["status"] == "queued"
+    backend.worker.run_due()
+    state = backend.registry.get(pid).state
+    assert state.model_version == "rlthf-2" and len(state.task_ids) == N_PAIRS + 5
+    r = client.post("/predict", json=tasks_payload(fake_ls, pid, new_ids)).get_json()["results"]
+    assert all(x["rlthf"]["region"] in ("trusted", "human", "flip", "held") for x in r)
+
+
 def test_unhandled_events_are_ignored(trained):
     app, client, backend, pid = trained
     r = client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": pid}})
