@@ -173,6 +173,7 @@ def run(
         # ---- 2. storm
         status_counts.clear()
         before = metrics()["worker"]["trainings"]
+        phase_start = time.monotonic()
         annotated = rng.sample(task_ids, storm_annotations)
         anns: list[dict] = []
         for tid in annotated:  # through Label Studio: it delivers one real webhook each
@@ -230,6 +231,7 @@ def run(
         out["storm"] = {
             "webhooks": storm, "sent_in_s": round(storm_wall, 2), "status": dict(status_counts),
             "ack": _ms(storm_lat), "trainings": after["worker"]["trainings"] - before,
+            "phase_s": round(time.monotonic() - phase_start, 2),
             "human_labels_in_label_studio": len(truth), "lost_or_wrong": len(lost), "phantom_human_labels": len(phantom),
             "final_model_version": after["projects"][str(pid)]["model_version"],
         }

@@ -31,7 +31,8 @@ def test_storm_and_kill_lose_no_human_label(label_studio):
     assert storm["status"] == {"200": 200}
     assert storm["human_labels_in_label_studio"] == 19  # 20 annotated, one deleted
     assert storm["lost_or_wrong"] == 0 and storm["phantom_human_labels"] == 0
-    assert 1 <= storm["trainings"] <= 5  # a bounded number of retrains
+    # Retrains are bounded by time (1 s debounce, 5 s max wait), not by the number of events (220 here).
+    assert 1 <= storm["trainings"] <= 2 + storm["phase_s"]
     kill = figures["kill"]
     assert kill["serving_right_after_restart"] == kill["version_before_kill"]
     assert kill["human_labels_in_label_studio"] == 24
