@@ -523,3 +523,83 @@ def test_fuzz_raw_bytes_never_answer_5xx(fuzz_client, raw):
     for path in ("/predict", "/webhook", "/setup"):
         r = client.post(path, data=raw, content_type="application/json")
         assert r.status_code < 500, (path, r.get_json())
+
+
+# ---------------------------------------------------------------------- fuzzing generated from the OpenAPI document
+from ml_backend.openapi import openapi_spec  # noqa: E402
+
+
+def schema_strategy(node: dict, components: dict) -> st.SearchStrategy:
+    """Request bodies drawn from an OpenAPI 3.0 schema (the subset the backend's document uses: $ref, oneOf,
+    anyOf, enum, nullable, object with properties/required, array, string with pattern, integer with
+    minimum, boolean, and the empty schema). Optional properties are present or absent at random, and
+    objects may carry extra keys, as real clients send."""
+    if "$ref" in node:
+        return schema_strategy(components[node["$ref"].rsplit("/", 1)[-1]], components)
+    if "oneOf" in node or "anyOf" in node:
+        strategy = st.one_of([schema_strategy(s, components) for s in node.get("oneOf", node.get("anyOf"))])
+    elif "enum" in node:
+        strategy = st.sampled_from(node["enum"])
+    elif node.get("type") == "object":
+        props = node.get("properties", {})
+        required = set(node.get("required", ()))
+        strategy = st.fixed_dictionaries(
+            {k: schema_strategy(v, components) for k, v in props.items() if k in required},
+            optional={**{k: schema_strategy(v, components) for k, v in props.items() if k not in required},
+                      "extra_field": _json},
+        )
+    elif node.get("type") == "array":
+        strategy = st.lists(schema_strategy(node.get("items", {}), components), max_size=4)
+    elif node.get("type") == "string":
+        strategy = st.from_regex(node["pattern"], fullmatch=True) if "pattern" in node else st.text(max_size=30)
+    elif node.get("type") == "integer":
+        strategy = st.integers(min_value=node.get("minimum", -(10**6)), max_value=10**6)
+    elif node.get("type") == "boolean":
+        strategy = st.booleans()
+    elif not node.get("type"):
+        strategy = _json
+    else:
+        raise ValueError(f"schema_strategy: unsupported schema {node}")
+    return st.one_of(strategy, st.none()) if node.get("nullable") else strategy
+
+
+def request_strategy(path: str) -> st.SearchStrategy:
+    spec = openapi_spec()
+    body = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    return schema_strategy(body, spec["components"]["schemas"])
+
+
+def test_schema_strategy_follows_the_schema():
+    example = {"type": "object", "required": ["a"], "properties": {"a": {"type": "integer", "minimum": 3},
+                                                                   "b": {"type": "string", "pattern": "^[0-9]+$"}}}
+    @settings(max_examples=50, deadline=None)
+    @given(schema_strategy(example, {}))
+    def check(value):
+        assert isinstance(value["a"], int) and value["a"] >= 3
+        assert "b" not in value or value["b"].isdigit()
+    check()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=request_strategy("/predict"))
+def test_fuzz_predict_from_the_openapi_schema(fuzz_client, body):
+    # Bodies that satisfy the published schema (unknown projects and tasks included) are answered
+    # with results or a 4xx naming the problem, never a 5xx.
+    client, backend = fuzz_client
+    r = client.post("/predict", json=body)
+    assert r.status_code in (200, 400, 404, 422), (r.status_code, r.get_json())
+    payload = r.get_json()
+    assert ("results" in payload) if r.status_code == 200 else isinstance(payload.get("error"), str)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=request_strategy("/webhook"))
+def test_fuzz_webhook_from_the_openapi_schema(fuzz_client, body):
+    client, backend = fuzz_client
+    registry = backend.registry
+    before = {pid: registry.get(pid).state.human_label.copy() for pid in registry.project_ids()}
+    r = client.post("/webhook", json=body)
+    assert r.status_code in (200, 400, 404, 422), (r.status_code, r.get_json())
+    # A webhook only queues work: no stored human label changes inside the request.
+    for pid, labels in before.items():
+        np.testing.assert_array_equal(registry.get(pid).state.human_label, labels)
