@@ -1,0 +1,93 @@
+"""A small `rlthf simulate` end to end on generated data: the JSON's schema and the instrument's sanity."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from rlthf_selector.cli import main
+from rlthf_selector.loaders import write_jsonl
+from rlthf_selector.simulate import RESULT_FIELDS, mistake_ranking_auc, summarise
+from rlthf_selector.synthetic import make_synthetic_pairs
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sim")
+    pairs = make_synthetic_pairs(400, seed=5)
+    # Canonical JSONL whose human_label is the gold the simulated human answers with.
+    write_jsonl(pairs.replace(human_label=pairs.gold_label, gold_label=np.zeros(len(pairs), np.int8)), tmp / "pairs.jsonl")
+    out = tmp / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["simulate", "--dataset", "jsonl", "--path", str(tmp / "pairs.jsonl"),
+                   "--strategies", "ai-only,all-human,random,margin,cleanlab,rlthf,rlthf-one-shot,self-improve",
+                   "--budgets", "0.04,0.1", "--seeds", "0,1", "--out", str(out), "--json", str(out / "sim.json"),
+                   "--iterations", "2", "--out-of-fold", "3"])
+    assert rc == 0
+    return pairs, out, json.loads((out / "sim.json").read_text())
+
+
+def test_json_schema(simulated):
+    pairs, out, data = simulated
+    for key in ("dataset", "n_pairs", "ai_label_accuracy", "ai_labels", "featurizer", "results"):
+        assert key in data
+    assert data["n_pairs"] == 400
+    assert data["ai_labels"] == "real: from the file"
+    for record in data["results"]:
+        assert set(record) == set(RESULT_FIELDS)
+    # One record per (strategy, budget, seed).
+    keys = {(r["strategy"], r["budget"], r["seed"]) for r in data["results"]}
+    assert len(keys) == len(data["results"]) == 8 * 2 * 2
+    assert (out / "sim.md").read_text().count("| ") > 10
+    assert (out / "sim.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_instrument_sanity(simulated):
+    pairs, out, data = simulated
+    by = {(r["strategy"], r["budget"], r["seed"]): r for r in data["results"]}
+    for seed in (0, 1):
+        for budget in (0.04, 0.1):
+            assert by[("all-human", budget, seed)]["label_accuracy"] == 1.0
+            ai_only = by[("ai-only", budget, seed)]
+            assert ai_only["human_labels"] == 0 and ai_only["flips"] == 0
+            # The pool is the data less the held-out split: its AI accuracy is near the whole set's.
+            assert abs(ai_only["label_accuracy"] - data["ai_label_accuracy"]) < 0.05
+            for strategy in ("random", "margin", "cleanlab", "rlthf", "rlthf-one-shot"):
+                r = by[(strategy, budget, seed)]
+                assert r["human_labels"] == round(budget * 320)
+                # Human answers are gold: spending them can never make the pool worse than the AI,
+                # except through flips, which are counted.
+                assert r["label_accuracy"] >= ai_only["label_accuracy"] - r["flips"] / 320
+            assert by[("self-improve", budget, seed)]["human_labels"] == 0
+    summary = summarise(data)
+    assert {s["strategy"] for s in summary} >= {"ai-only", "all-human", "random", "rlthf"}
+    random_rows = [s for s in summary if s["strategy"] == "random" and s["roi_vs_random_mean"] is not None]
+    assert all(s["roi_vs_random_mean"] == pytest.approx(1.0) for s in random_rows)
+
+
+def test_ai_only_matches_the_ai_accuracy_on_the_pool(simulated):
+    pairs, out, data = simulated
+    from rlthf_selector.simulate import heldout_split
+
+    pool, _ = heldout_split(len(pairs), fraction=0.2, seed=0)
+    expected = float((pairs.ai_label[pool] == pairs.gold_label[pool]).mean())
+    record = next(r for r in data["results"] if r["strategy"] == "ai-only" and r["seed"] == 0)
+    assert record["label_accuracy"] == pytest.approx(expected)
+
+
+def test_mistake_ranking_auc_known_answers():
+    wrong = np.array([True, True, False, False])
+    assert mistake_ranking_auc(np.array([-2.0, -1.0, 1.0, 2.0]), wrong) == 1.0
+    assert mistake_ranking_auc(np.array([2.0, 1.0, -1.0, -2.0]), wrong) == 0.0
+    assert mistake_ranking_auc(np.zeros(4), wrong) == 0.5
+    assert mistake_ranking_auc(np.zeros(4), np.zeros(4, bool)) is None
+
+
+def test_unknown_strategy_is_named(tmp_path):
+    pairs = make_synthetic_pairs(60, seed=1)
+    write_jsonl(pairs.replace(human_label=pairs.gold_label, gold_label=np.zeros(60, np.int8)), tmp_path / "p.jsonl")
+    rc = main(["simulate", "--dataset", "jsonl", "--path", str(tmp_path / "p.jsonl"), "--strategies", "oracle",
+               "--out", str(tmp_path)])
+    assert rc == 2
