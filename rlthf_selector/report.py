@@ -123,3 +123,103 @@ def write_report(
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Live estimates of self-checking selection (rlthf_selector.adaptive)
+# ----------------------------------------------------------------------------------------------
+_ESTIMATE_NAMES = {
+    "ai_accuracy": "AI accuracy",
+    "control_overturn": "humans overturn the AI: control",
+    "queue_precision": "humans overturn the AI: targeted queue",
+    "queue_minus_control": "queue minus control",
+    "rm_auc": "RM mistake-ranking AUC (control draws)",
+    "rm_auc_weighted": "RM mistake-ranking AUC (all answers, weighted)",
+    "flip_precision": "flip precision (flipped rings)",
+    "pool_accuracy": "exported pool accuracy",
+}
+
+
+def _interval(est: dict) -> str:
+    if est.get("value") is None:
+        return "—"
+    if est.get("lower") is None:
+        return f"{est['value']:.3f}"
+    return f"{est['value']:.3f} [{est['lower']:.3f}, {est['upper']:.3f}]"
+
+
+def live_estimates_markdown(estimates: dict, *, warnings: Sequence[str] = (), truth: dict | None = None) -> str:
+    """One run's live estimates as a markdown table, then the plain-words warnings.
+
+    Parameters
+    ----------
+    estimates : dict of str to Estimate or dict
+        From :meth:`rlthf_selector.adaptive.AdaptiveSelector.estimates` (``Estimate`` objects or their dicts).
+    warnings : list of str
+        E.g. :attr:`rlthf_selector.adaptive.AdaptiveResult.warnings`.
+    truth : dict of str to float, optional
+        True values (simulations), shown beside the estimates.
+    """
+    rows = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in estimates.items()}
+    conf = next((r["confidence"] for r in rows.values() if r.get("confidence")), 0.9)
+    head = f"| estimate | value [{100 * conf:.0f}% interval] | human answers | method |" + (" truth |" if truth else "")
+    lines = [head, "| --- | --- | --- | --- |" + (" --- |" if truth else "")]
+    names = [k for k in _ESTIMATE_NAMES if k in rows] + sorted(k for k in rows if k not in _ESTIMATE_NAMES)
+    for name in names:
+        r = rows[name]
+        label = _ESTIMATE_NAMES.get(name, name.replace("precision:", "overturn rate, arm "))
+        cell = f"| {label} | {_interval(r)} | {r.get('n', 0)} | {r.get('method', '')} |"
+        if truth:
+            t = truth.get(name)
+            cell += " — |" if t is None else f" {t:.3f} |"
+        lines.append(cell)
+    for w in warnings:
+        lines += ["", f"**Warning:** {w}"]
+    return "\n".join(lines)
+
+
+def estimates_markdown(records: Sequence[dict]) -> str:
+    """The ``estimates`` records of ``rlthf simulate`` (one per strategy, budget and seed): each live estimate beside
+    the truth, how often the truth fell inside the interval, the flips' precision, and the warnings in plain words."""
+    if not records:
+        return ""
+    conf = next((e["confidence"] for r in records for e in r["estimates"].values() if e.get("confidence")), 0.9)
+    key = ("ai_accuracy", "queue_precision", "control_overturn", "rm_auc", "pool_accuracy", "flip_precision")
+    lines = [f"Live estimates of `rlthf-adaptive` [{100 * conf:.0f}% interval] beside the truth (from gold):", "",
+             "| strategy | budget | seed | AI accuracy (truth) | queue / control overturn | RM AUC (truth) | "
+             "pool accuracy (truth) | flips: rings, precision (truth) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    covered: dict[str, list[bool]] = {k: [] for k in key}
+    for r in records:
+        e = r["estimates"]
+        for k in key:
+            if k in e and e[k].get("covered") is not None:
+                covered[k].append(bool(e[k]["covered"]))
+
+        def with_truth(k: str) -> str:
+            if k not in e:
+                return "—"
+            t = e[k].get("truth")
+            return _interval(e[k]) + ("" if t is None else f" ({t:.3f})")
+
+        q, c = e.get("queue_precision", {}), e.get("control_overturn", {})
+        qc = f"{_fmt(q.get('value'))} / {_fmt(c.get('value'))}"
+        flip = r.get("flip", {})
+        rings = ", ".join(f"{s['arm']} {100 * s['ring'][0]:g}-{100 * s['ring'][1]:g}%" for s in flip.get("sets", []))
+        flips = "none" if not flip.get("flips") else f"{flip['flips']} in {rings}: {with_truth('flip_precision')}"
+        lines.append(f"| {r['strategy']} | {100 * r['budget']:.0f}% | {r['seed']} | {with_truth('ai_accuracy')} | {qc} | "
+                     f"{with_truth('rm_auc')} | {with_truth('pool_accuracy')} | {flips} |")
+    lines += ["", "Truth inside the interval: " + "; ".join(
+        f"{_ESTIMATE_NAMES[k]} {sum(v)}/{len(v)}" for k, v in covered.items() if v) + "."]
+    seen: dict[str, int] = {}
+    for r in records:
+        for w in r.get("warnings", []):
+            gist = min((w.split(sep)[0] for sep in (". ", ": ", "; ")), key=len).rstrip(".")
+            seen[gist] = seen.get(gist, 0) + 1
+    for gist, count in seen.items():
+        lines += ["", f"**Warning** ({count} of {len(records)} runs): {gist}."]
+    return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"

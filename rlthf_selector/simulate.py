@@ -21,15 +21,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rlthf_selector.config import (
+    AdaptiveConfig,
     BradleyTerryConfig,
     CurveConfig,
     FeaturizerConfig,
     LoopConfig,
     SelectionConfig,
+    add_config_arguments,
+    config_from_args,
 )
 from rlthf_selector.pairs import PreferencePairs
 
-STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "random", "margin", "cleanlab", "self-improve", "all-human")
+STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "rlthf-adaptive", "random", "margin", "cleanlab", "self-improve", "all-human")
 DEFAULT_BUDGETS = (0.02, 0.04, 0.06, 0.08, 0.10)
 #: Strategies that spend no human labels: run once per seed, reported at every budget.
 BUDGET_FREE = ("ai-only", "self-improve", "all-human")
@@ -141,6 +144,7 @@ class StrategyOutcome:
     flips: int = 0
     flips_correct: int = 0
     asked: np.ndarray | None = None
+    estimates: dict[str, Any] | None = None  # rlthf-adaptive: live estimates beside the truth
 
 
 class Simulation:
@@ -148,7 +152,8 @@ class Simulation:
 
     def __init__(self, data: SimulationData, *, featurizer_config: FeaturizerConfig, rm_config: BradleyTerryConfig,
                  loop_config: LoopConfig, curve_config: CurveConfig, selection_config: SelectionConfig,
-                 heldout_fraction: float = 0.2, cleanlab_folds: int = 5) -> None:
+                 heldout_fraction: float = 0.2, cleanlab_folds: int = 5,
+                 adaptive_config: AdaptiveConfig | None = None) -> None:
         from rlthf_selector.features import make_featurizer
         from rlthf_selector.reward_model import FeatureRewardModel
 
@@ -160,6 +165,7 @@ class Simulation:
         self.selection_config = selection_config
         self.heldout_fraction = heldout_fraction
         self.cleanlab_folds = cleanlab_folds
+        self.adaptive_config = adaptive_config or AdaptiveConfig()
         self._shared_model = FeatureRewardModel(self.featurizer, rm_config)
 
     def reward_model(self, seed: int):
@@ -207,6 +213,17 @@ class Simulation:
             rest = np.setdiff1d(np.argsort(self_confidence, kind="stable"), issues, assume_unique=True)
             rest = rest[np.argsort(self_confidence[rest], kind="stable")]
             return self._ask(pool, np.concatenate([issues, rest])[:budget].astype(np.int64))
+        if strategy == "rlthf-adaptive":
+            from rlthf_selector.adaptive import estimates_with_truth, run_adaptive
+
+            config = replace(self.adaptive_config, seed=seed)
+            result = run_adaptive(pool, self.reward_model(seed), GoldAnnotator(), budget=budget, config=config,
+                                  base_gap=oof_gap())
+            flips = result.label_source == LabelSource.FLIPPED
+            return StrategyOutcome(result.labels, result.human_labels, int(flips.sum()),
+                                   int((result.labels[flips] == pool.gold_label[flips]).sum()), asked=result.asked,
+                                   estimates={"estimates": estimates_with_truth(result, pool),
+                                              "flip": result.flip.to_dict(), "warnings": result.warnings})
         if strategy in ("rlthf", "rlthf-one-shot", "self-improve"):
             loop_config = replace(
                 self.loop_config, seed=seed, human_budget=float(budget) if budget else 0.0,
@@ -242,6 +259,7 @@ class Simulation:
         results: list[dict[str, Any]] = []
         diagnostics: list[dict[str, Any]] = []
         signal: list[dict[str, Any]] = []
+        estimates: list[dict[str, Any]] = []
         for seed in seeds:
             pool_idx, heldout_idx = heldout_split(len(pairs), fraction=self.heldout_fraction, seed=seed)
             pool, heldout = pairs.subset(pool_idx), pairs.subset(heldout_idx)
@@ -275,6 +293,8 @@ class Simulation:
                                         "human_labels": outcome.human_labels, "label_accuracy": label_acc,
                                         "rm_heldout_accuracy": rm_acc, "flips": outcome.flips,
                                         "flips_correct": outcome.flips_correct, "seconds": round(seconds, 3)})
+                    if outcome.estimates is not None:
+                        estimates.append({"strategy": strategy, "budget": fraction, "seed": seed, **outcome.estimates})
                     if outcome.asked is not None and outcome.asked.size and strategy != "all-human":
                         diagnostics.append({"strategy": strategy, "budget": fraction, "seed": seed,
                                             "queue_precision": float(wrong[outcome.asked].mean())})
@@ -290,6 +310,7 @@ class Simulation:
             "results": results,
             "signal": signal,
             "diagnostics": diagnostics,
+            "estimates": estimates,
             "notes": self.data.notes,
             "machine": machine_description(),
             "seconds": round(time.perf_counter() - started, 1),
@@ -422,6 +443,10 @@ def write_outputs(output: dict[str, Any], *, json_path: Path, out_dir: Path, com
     table = markdown_table(output, summary)
     stem = json_path.stem
     md = out_dir / f"{stem}.md"
+    if output.get("estimates"):
+        from rlthf_selector.report import estimates_markdown
+
+        table += "\n\n" + estimates_markdown(output["estimates"])
     md.write_text(f"Command: `{command}`\n\nMachine: {output['machine']}; wall time {output['seconds']} s.\n\n"
                   f"{table}\n\n![accuracy vs budget]({stem}.png)\n", encoding="utf-8")
     png = plot_accuracy(summary, out_dir / f"{stem}.png", title=f"{output['dataset']} ({output['ai_labels']})")
@@ -447,6 +472,7 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, help="output JSON path (default OUT/simulate.json)")
     p.add_argument("--out", default="simulate_out", help="folder for the markdown table and plot")
     add_selector_arguments(p)
+    add_config_arguments(p, AdaptiveConfig, prefix="adaptive_")
     p.set_defaults(func=run_simulate)
 
 
@@ -458,6 +484,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from rlthf_selector.cli import selector_configs
 
     configs = selector_configs(args)
+    adaptive_config = config_from_args(AdaptiveConfig, args, prefix="adaptive_")
     if args.featurizer:
         configs["featurizer_config"] = replace(configs["featurizer_config"], kind=args.featurizer)
     seeds = _csv(args.seeds, int)
@@ -466,7 +493,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(note)
     sim = Simulation(data, featurizer_config=configs["featurizer_config"], rm_config=configs["rm_config"],
                      loop_config=configs["loop_config"], curve_config=configs["curve_config"],
-                     selection_config=configs["selection_config"], heldout_fraction=args.heldout)
+                     selection_config=configs["selection_config"], heldout_fraction=args.heldout,
+                     adaptive_config=adaptive_config)
     output = sim.run(_csv(args.strategies, str), _csv(args.budgets, float), seeds)
     out_dir = Path(args.out)
     json_path = Path(args.json) if args.json else out_dir / "simulate.json"
