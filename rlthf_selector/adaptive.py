@@ -280,7 +280,8 @@ class FlipDecision:
         The flip precision over all flipped pairs (each set's answers weighted by its size), at the reporting
         confidence; empty when nothing is flipped.
     per_set : list of (int, Estimate)
-        Each flipped set's size and its own flip-precision estimate.
+        Each flipped set's size and the share of it expected to be right: the ring's rate from its answers, with
+        the interval widened by the binomial spread of that many pairs (a prediction for the flipped pairs).
     decision_confidence : float
         The corrected confidence every lower bound was tested at.
     candidates : list of dict
@@ -639,8 +640,12 @@ class AdaptiveSelector:
         drawable = eligible & ~self.reserved
         capacity = np.array([frame if a == CONTROL else int((drawable & (ranks[a] >= self.ring_of(a)[0])).sum())
                              for a in self.arms])
-        slots = thompson_allocation(succ, fail, size - control_slots, rng=self.rng, prior=self._prior(log),
-                                    capacity=capacity)
+        if t == 0 and cfg.first_arm in self.arms:
+            # Trust the method's own queue first; its answers, beside the control's, decide what happens next.
+            slots = np.where(np.array(self.arms) == cfg.first_arm, size - control_slots, 0)
+        else:
+            slots = thompson_allocation(succ, fail, size - control_slots, rng=self.rng, prior=self._prior(log),
+                                        capacity=capacity)
         arm_slots = {a: int(k) for a, k in zip(self.arms, slots)}
         uniform_slots = control_slots + arm_slots.get(CONTROL, 0)
 
@@ -811,7 +816,7 @@ class AdaptiveSelector:
             c.update(tested_at=level, lower=lower, flipped=bool(not stopped and not (target & flip_mask).any()))
             if c["flipped"]:
                 flip_mask |= target
-                per_set.append((c["flippable"], report))
+                per_set.append((c["flippable"], _predictive(report, c["flippable"])))
         flipped = [c for c in candidates if c["flipped"]]
         conf_txt = f"{100 * decision_conf:.1f}%" + (" (Holm)" if m_tests > 1 else "")
         if not flipped:
@@ -912,6 +917,20 @@ class AdaptiveSelector:
         return AdaptiveResult(labels=labels, label_source=source, human_label=self.human_label.copy(), asked=asked,
                               flip=flip, estimates=estimates, batches=list(self.records), warnings=warnings,
                               base_score=self.base_score, draws=self.draw_log())
+
+
+def _predictive(rate: Estimate, size: int) -> Estimate:
+    """The share of ``size`` new pairs that turn out overturned, given an estimate of their rate: the rate's
+    interval widened by the binomial spread of ``size`` draws (what the flipped pairs will show, not the ring's rate)."""
+    if rate.value is None or size <= 0:
+        return rate
+    from rlthf_selector.estimates import two_sided_z
+
+    p = rate.value
+    spread = two_sided_z(rate.confidence) ** 2 * p * (1 - p) / size
+    lower = p - math.sqrt((p - rate.lower) ** 2 + spread)
+    upper = p + math.sqrt((rate.upper - p) ** 2 + spread)
+    return Estimate(p, max(0.0, lower), min(1.0, upper), rate.n, rate.confidence, rate.method + ", predictive")
 
 
 def _tail_above_half(k: int, n: int) -> float:

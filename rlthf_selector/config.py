@@ -311,17 +311,23 @@ class AdaptiveConfig:
         "Share of each batch drawn uniformly at random from the unlabeled pairs (the control sample behind the "
         "unbiased estimates); rounded stochastically, so small batches keep this share on average. The bandit may "
         "draw more uniform pairs through its 'control' arm. 0.1 won on the benchmark (0.2 costs about 0.4 points of "
-        "pool accuracy on PandaLM at 6% and gives narrower intervals).",
+        "pool accuracy on PandaLM at a 6 percent budget and gives narrower intervals).",
     )
     arms: str = _f(
         "control,rm-lowest-gap,rm-highest-gap,margin,judge-doubt,rm-amplified-lowest-gap,rm-amplified-highest-gap",
         "Comma-separated signals the bandit chooses between. 'judge-doubt' is used only where pairs.extra holds "
         "second_judge_label, ai_consistent, ai_confidence or judge_doubt; 'control' = uniform draws.",
     )
+    first_arm: str = _f(
+        "",
+        "The arm that takes every targeted slot of the first batch (e.g. 'rm-amplified-lowest-gap', RLTHF's own queue), "
+        "so the method is trusted until its answers, beside the control's, show otherwise; empty = Thompson sampling "
+        "from the first batch.",
+    )
     band_ladder: list = _f(
         [0.025, 0.05, 0.1, 0.2, 0.4],
-        "Ring edges, as fractions of the pool: each signal's ranking is cut into rings (top 2.5%, next 2.5%, 5%, 10%, "
-        "20%, the rest). An arm asks pairs drawn uniformly from its current ring, so its answers measure that ring; when "
+        "Ring edges, as fractions of the pool: each signal's ranking is cut into rings (the top 2.5 percent, the next "
+        "2.5, then 5, 10, 20 percent and the rest). An arm asks pairs drawn uniformly from its current ring, so its answers measure that ring; when "
         "they show it holds mostly AI mistakes (interval lower bound > 0.5) the ring is set aside for flipping and the arm "
         "moves on to the next ring.",
     )
@@ -352,7 +358,7 @@ class AdaptiveConfig:
         "Thompson sampling: weight of an answer per batch of age (1 = never forget), so an arm's posterior follows "
         "its ring as the arm moves outward and as the retrained model's ranking changes.",
     )
-    confidence: float = _f(0.9, "Two-sided coverage of every reported interval (0.9 = 90% intervals).")
+    confidence: float = _f(0.9, "Two-sided coverage of every reported interval (0.9 = 90 percent intervals).")
     interval: str = _f(
         "clopper-pearson",
         "Interval of proportions (AI accuracy, precisions, flip evidence): 'clopper-pearson' (exact, conservative) or 'wilson'.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -215,6 +216,7 @@ def estimates_markdown(records: Sequence[dict]) -> str:
     for r in records:
         for w in r.get("warnings", []):
             gist = min((w.split(sep)[0] for sep in (". ", ": ", "; ")), key=len).rstrip(".")
+            gist = re.sub(r"\s*\([^)]*\)", "", gist)  # counts in brackets differ from run to run
             seen[gist] = seen.get(gist, 0) + 1
     for gist, count in seen.items():
         lines += ["", f"**Warning** ({count} of {len(records)} runs): {gist}."]

@@ -323,3 +323,44 @@ def test_amplified_arms_with_a_feature_reward_model():
     assert set(result.draws["mechanism"].tolist()) <= {"control", "rm-lowest-gap", "rm-highest-gap", "margin",
                                                        "rm-amplified-lowest-gap", "rm-amplified-highest-gap"}
     assert len(result.batches) == 5 and all(b.asked == 8 for b in result.batches)
+
+
+def test_simulate_reports_estimates_beside_the_truth(tmp_path):
+    import json
+
+    from rlthf_selector.config import BradleyTerryConfig, CurveConfig, FeaturizerConfig, LoopConfig, SelectionConfig
+    from rlthf_selector.report import estimates_markdown
+    from rlthf_selector.simulate import RESULT_FIELDS, Simulation, SimulationData, write_outputs
+    from rlthf_selector.synthetic import make_synthetic_pairs
+
+    data = SimulationData(make_synthetic_pairs(400, seed=1), "synthetic", "simulated: built-in biased judge")
+    sim = Simulation(data, featurizer_config=FeaturizerConfig(n_features=16, progress=False),
+                     rm_config=BradleyTerryConfig(), loop_config=LoopConfig(out_of_fold=2), curve_config=CurveConfig(),
+                     selection_config=SelectionConfig(), adaptive_config=replace(AdaptiveConfig(), base_folds=2))
+    output = sim.run(["ai-only", "rlthf-adaptive"], [0.1], [0], log=lambda _: None)
+    assert all(set(r) == set(RESULT_FIELDS) for r in output["results"])
+    (record,) = output["estimates"]
+    assert (record["strategy"], record["budget"], record["seed"]) == ("rlthf-adaptive", 0.1, 0)
+    for name in ("ai_accuracy", "queue_precision", "control_overturn", "rm_auc", "pool_accuracy"):
+        est = record["estimates"][name]
+        assert {"value", "lower", "upper", "n", "confidence", "truth", "covered"} <= set(est)
+    adaptive = next(r for r in output["results"] if r["strategy"] == "rlthf-adaptive")
+    assert record["estimates"]["pool_accuracy"]["truth"] == pytest.approx(adaptive["label_accuracy"])
+    assert adaptive["human_labels"] == 32
+    paths = write_outputs(output, json_path=tmp_path / "sim.json", out_dir=tmp_path, command="test")
+    assert "estimates" in json.loads(paths["json"].read_text())
+    md = paths["markdown"].read_text()
+    assert "Live estimates of `rlthf-adaptive`" in md and "Truth inside the interval" in md
+    assert estimates_markdown([]) == ""
+
+
+def test_live_estimates_markdown_shows_values_truth_and_warnings():
+    from rlthf_selector.report import live_estimates_markdown
+
+    pairs, gap = make_pool(1500, inverted, seed=11)
+    result = run_adaptive(pairs, None, GoldAnnotator(), budget=200, base_gap=gap,
+                          config=config(seed=0, control_share=0.3))
+    truth = {k: v["truth"] for k, v in estimates_with_truth(result, pairs).items()}
+    md = live_estimates_markdown(result.estimates, warnings=result.warnings, truth=truth)
+    assert "| AI accuracy |" in md and "90% interval" in md and f"{truth['ai_accuracy']:.3f}" in md
+    assert "**Warning:** The reward model's ranking is" in md
