@@ -244,12 +244,16 @@ def analyze_curve(reward_gap: np.ndarray, *, config: CurveConfig | None = None) 
     elif config.reflection == "index":
         reflection_index = n - 1 - elbow_index
         reflection_gap = float(sorted_gap[reflection_index])
+    elif config.reflection == "none":
+        # No reflection point: the human band runs to the end of the curve and nothing is flipped by position.
+        reflection_index = n
+        reflection_gap = -np.inf
     else:
-        raise ValueError(f"unknown reflection strategy {config.reflection!r}: use 'gap' or 'index'")
+        raise ValueError(f"unknown reflection strategy {config.reflection!r}: use 'gap', 'index' or 'none'")
     if reflection_index < knee_index:
         notes.append("reflection point lies left of the knee: moved to the knee (no pair is flipped before the knee)")
         reflection_index = knee_index
-    if reflection_index >= n and not any("flipped" in s for s in notes):
+    if reflection_index >= n and config.reflection != "none" and not any("flipped" in s for s in notes):
         notes.append("all gaps lie above the reflection point: nothing is flipped")
 
     _warn(notes)

@@ -16,6 +16,7 @@ import numpy as np
 
 from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
 from rlthf_selector.curve import CurveAnalysis, analyze_curve
+from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.pairs import LabelSource, PreferencePairs
 from rlthf_selector.selection import Region, resolve_labels, select_pairs
 
@@ -177,7 +178,7 @@ def select_step(
     curve = analyze_curve(oriented_gap, config=curve_config)
     selection = select_pairs(
         oriented_gap, curve, human_label=pairs.human_label, budget=budget, back_off=beta,
-        config=selection_config, judge_doubt=pairs.extra.get("judge_doubt"),
+        config=selection_config, judge_doubt=judge_doubt(pairs),
     )
     labels, label_source = resolve_labels(
         pairs.ai_label, pairs.human_label, flip_mask=selection.flip_mask, rm_label=rm_label

@@ -10,7 +10,10 @@ Every pair gets exactly one region from its place on the curve (:mod:`rlthf_sele
 ============  =====================================================================
 
 A human label always wins over every AI, flipped or RM label, and a pair with a human label is
-never queued again.
+never queued again. Pairs that are flipped automatically are queued last: a human answer there can only
+catch a wrong flip, while elsewhere it catches an AI mistake. With judge evidence
+(:mod:`rlthf_selector.evidence`) and ``SelectionConfig.flip_doubt`` <= 1, a pair is also flipped where the
+reward model contradicts its AI label (gap < 0) and the judge doubts it at least that much.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class Selection:
         Position of each pair in the queue ordering over all unlabeled pairs (0 = ask first);
         ``inf`` for human-labelled pairs. Backends use it as the labeling-order score.
     flip_mask : ndarray of bool, shape (n,)
-        Pairs whose AI label is flipped (FLIP region, no human label, flipping enabled).
+        Pairs whose AI label is flipped (FLIP region, or contradicted and doubted as set by
+        ``SelectionConfig.flip_doubt``; never a human-labelled pair; none when flipping is off).
     """
 
     region: np.ndarray
@@ -126,11 +130,16 @@ def priority_key(
         raise ValueError(f"unknown priority strategy {strategy!r}: use 'lowest-gap', 'knee-first' or 'margin'")
     if judge_doubt is None or evidence_weight <= 0:
         return key
-    # Fuse on ranks so the two signals' scales never matter.
+    # Fuse on ranks so the two signals' scales never matter. Tied values share their mean rank: evidence is
+    # often coarse (a second judge agrees or not), and an arbitrary order among ties would outweigh the gap.
+    from scipy.stats import rankdata
+
     n = gap.shape[0]
-    gap_rank = np.argsort(np.argsort(key, kind="stable"), kind="stable") / max(n - 1, 1)
+    gap_rank = (rankdata(key) - 1.0) / max(n - 1, 1)
     doubt = np.asarray(judge_doubt, dtype=np.float64)
-    doubt_rank = np.argsort(np.argsort(-doubt, kind="stable"), kind="stable") / max(n - 1, 1)
+    if doubt.shape != gap.shape:
+        raise ValueError(f"judge_doubt has shape {doubt.shape}, the gaps {gap.shape}")
+    doubt_rank = (rankdata(-doubt) - 1.0) / max(n - 1, 1)
     return (1.0 - evidence_weight) * gap_rank + evidence_weight * doubt_rank
 
 
@@ -178,16 +187,23 @@ def select_pairs(
 
     # Band pairs first in key order; when the band is shorter than the budget, the rest of the
     # unlabeled pool follows in the same order, so the budget is spent where the signal points.
-    outside_band = (region != Region.HUMAN).astype(np.int8)
-    ranking = np.lexsort((key, outside_band))
+    # Pairs about to be flipped come last: a human answer there only catches a wrong flip.
+    tier = (region != Region.HUMAN).astype(np.int8) if config.band_first else np.zeros(gap.shape[0], np.int8)
+    flip_mask = np.zeros(gap.shape[0], bool)
+    if config.auto_flip:
+        flip_mask = region == Region.FLIP
+        if judge_doubt is not None and config.flip_doubt <= 1.0:
+            # Two signals that the AI is wrong: the reward model contradicts its label and the judge doubts it.
+            flip_mask |= (gap < 0) & (np.asarray(judge_doubt, dtype=np.float64) >= config.flip_doubt)
+        flip_mask &= ~labelled
+        tier[flip_mask] = 2
+    ranking = np.lexsort((key, tier))
     ranking = ranking[~labelled[ranking]]
     priority = np.full(gap.shape[0], np.inf)
     priority[ranking] = np.arange(ranking.shape[0], dtype=np.float64)
     if not config.fill_budget:
         ranking = ranking[region[ranking] == Region.HUMAN]
     human_queue = ranking[:budget].astype(np.int64)
-
-    flip_mask = (region == Region.FLIP) & ~labelled if config.auto_flip else np.zeros(gap.shape[0], bool)
     return Selection(region=region, human_queue=human_queue, priority=priority, flip_mask=flip_mask)
 
 

@@ -33,7 +33,7 @@ def test_elbow_and_knee_on_a_piecewise_linear_curve(detector):
 
 def test_reflection_mirrors_the_elbow_gap():
     gap = reversed_s(2000, head=200, tail=300)
-    curve = analyze_curve(gap, config=CurveConfig(smoothing=0.01))
+    curve = analyze_curve(gap, config=CurveConfig(reflection="gap", smoothing=0.01))
     assert curve.reflection_gap == pytest.approx(-curve.elbow_gap)
     # Every pair beyond the reflection point has a gap at or below it, every pair before it above.
     assert np.all(curve.sorted_gap[curve.reflection_index:] <= curve.reflection_gap)
@@ -50,7 +50,7 @@ def test_reflection_by_index_mirrors_the_position():
 def test_all_positive_gaps_flip_nothing():
     gap = np.abs(reversed_s(1000, head=100, tail=100)) + 0.5
     with pytest.warns(RuntimeWarning, match="nothing is flipped"):
-        curve = analyze_curve(gap)
+        curve = analyze_curve(gap, config=CurveConfig(reflection="gap"))
     assert curve.reflection_index == curve.n
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlthf_selector.config import SelectionConfig
+from rlthf_selector.config import CurveConfig, SelectionConfig
 from rlthf_selector.curve import analyze_curve
 from rlthf_selector.pairs import LabelSource
 from rlthf_selector.selection import Region, assign_regions, priority_key, resolve_labels, select_pairs
@@ -23,17 +23,19 @@ def selection_inputs(draw):
     beta = draw(st.floats(0, 0.9))
     priority = draw(st.sampled_from(["lowest-gap", "knee-first", "margin"]))
     fill = draw(st.booleans())
+    band_first = draw(st.booleans())
+    reflection = draw(st.sampled_from(["gap", "index", "none"]))
     return (np.array(gaps, float), np.array(human, np.int8), np.array(ai, np.int8), budget, beta,
-            SelectionConfig(priority=priority, fill_budget=fill))
+            SelectionConfig(priority=priority, fill_budget=fill, band_first=band_first), CurveConfig(reflection=reflection))
 
 
 @settings(max_examples=150, deadline=None)
 @given(selection_inputs())
 def test_selection_properties(inputs):
-    gap, human, ai, budget, beta, config = inputs
+    gap, human, ai, budget, beta, config, curve_config = inputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        curve = analyze_curve(gap)
+        curve = analyze_curve(gap, config=curve_config)
     sel = select_pairs(gap, curve, human_label=human, budget=budget, back_off=beta, config=config)
     n = gap.shape[0]
     # Regions partition the pairs: one valid region each.
@@ -45,9 +47,13 @@ def test_selection_properties(inputs):
     assert np.all(human[sel.human_queue] == 0)
     if not config.fill_budget:
         assert np.all(sel.region[sel.human_queue] == Region.HUMAN)
-    # Band pairs come before any pair outside the band.
+    # With band_first, band pairs come before any pair outside the band.
     in_band = sel.region[sel.human_queue] == Region.HUMAN
-    assert not np.any(np.diff(in_band.astype(int)) > 0)
+    if config.band_first:
+        assert not np.any(np.diff(in_band.astype(int)) > 0)
+    # Pairs being flipped are asked only after every other unlabeled pair.
+    flipped_in_queue = sel.flip_mask[sel.human_queue]
+    assert not np.any(np.diff(flipped_in_queue.astype(int)) < 0)
     # Flips never touch human-labelled pairs and only happen in the flip region.
     assert not np.any(sel.flip_mask & (human != 0))
     assert np.all(sel.region[sel.flip_mask] == Region.FLIP)

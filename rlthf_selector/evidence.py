@@ -1,0 +1,171 @@
+"""The AI judge's own doubt about each label, from whatever evidence the pairs carry.
+
+The reward gap is one signal that an AI label is wrong; the judge that produced the label often carries
+others. :func:`judge_doubt` turns each kind of evidence found in ``pairs.extra`` into a per-pair component
+in [0, 1] (1 = the evidence says the AI label is doubtful) and averages the components a pair has:
+
+==========================  =====================================================================  ===========
+column in ``pairs.extra``   component                                                              name
+==========================  =====================================================================  ===========
+``second_judge_label``      1 where a second judge prefers the other response, 0.5 where it        ``second``
+                            gave no verdict (tie or unparseable), 0 where it agrees
+``ai_consistent``           1 where the judge's verdict changed when A and B were swapped, else 0  ``swap``
+``judge_doubt``             the prelabeller's own summary (1 - confidence), clipped to [0, 1]      ``explicit``
+``ai_confidence``           1 - confidence; skipped where ``judge_doubt`` is present (it is        ``confidence``
+                            the same number: ``rlthf prelabel`` writes judge_doubt = 1 - confidence)
+``ai_disagreement``         2 x the share of judges voting against the majority (0.5 -> 1)         ``disagreement``
+==========================  =====================================================================  ===========
+
+Missing values (NaN, or a pair without an AI label) contribute nothing for that pair; a pair with no
+component at all gets the mean doubt of the pairs that have some, so it is neither favoured nor buried when
+the doubt is fused with the reward gap (:func:`rlthf_selector.selection.priority_key` fuses on ranks).
+
+Measured on PandaLM (docs/signal-measurements.md): where GPT-3.5 and PandaLM-7B disagree, GPT-3.5 is wrong
+37% of the time; where they agree, 12%.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from rlthf_selector.pairs import PreferencePairs
+
+#: Names of the components, in the order :func:`doubt_components` returns them.
+COMPONENTS = ("second", "swap", "explicit", "confidence", "disagreement")
+
+
+def _column(extra: Mapping[str, np.ndarray], key: str, n: int) -> np.ndarray | None:
+    if key not in extra:
+        return None
+    col = np.asarray(extra[key])
+    if col.shape != (n,):
+        raise ValueError(f"pairs.extra[{key!r}] must have shape ({n},) to be used as judge evidence, got {col.shape}")
+    return col
+
+
+def _as_float(col: np.ndarray, key: str) -> np.ndarray:
+    try:
+        return col.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"pairs.extra[{key!r}] must hold numbers to be used as judge evidence") from None
+
+
+def doubt_components(pairs: PreferencePairs) -> dict[str, np.ndarray]:
+    """Each available kind of evidence as a doubt in [0, 1] per pair (NaN where unknown).
+
+    Parameters
+    ----------
+    pairs : PreferencePairs
+        n pairs; evidence is read from ``pairs.extra`` (see the module docstring).
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (n,)
+        Keys from :data:`COMPONENTS`, only those whose column is present. NaN where the pair has no AI
+        label or the column has no value.
+
+    Raises
+    ------
+    ValueError
+        When an evidence column has the wrong shape or type, or a value outside its range
+        (confidence, doubt or disagreement outside [0, 1]; a second-judge label other than +1/-1/0).
+    """
+    n = len(pairs)
+    extra = pairs.extra
+    ai = np.asarray(pairs.ai_label)
+    no_ai = ai == 0
+    out: dict[str, np.ndarray] = {}
+
+    second = _column(extra, "second_judge_label", n)
+    if second is not None:
+        s = _as_float(second, "second_judge_label")
+        if not np.isin(s, (-1.0, 0.0, 1.0)).all():
+            i = int(np.flatnonzero(~np.isin(s, (-1.0, 0.0, 1.0)))[0])
+            raise ValueError(f"pairs.extra['second_judge_label'][{i}] = {second[i]!r}: expected +1, -1 or 0")
+        # Disagreeing judge = 1, no verdict (tie/garbage) = 0.5, agreeing = 0.
+        out["second"] = np.where(s == 0, 0.5, (s != ai).astype(np.float64))
+
+    consistent = _column(extra, "ai_consistent", n)
+    if consistent is not None:
+        c = _as_float(consistent, "ai_consistent")  # bool, or 1/0/NaN when absent on some rows
+        out["swap"] = np.where(np.isnan(c), np.nan, (c == 0).astype(np.float64))
+
+    explicit = _column(extra, "judge_doubt", n)
+    confidence = _column(extra, "ai_confidence", n)
+    for key, col, name, flip in (("judge_doubt", explicit, "explicit", False),
+                                 ("ai_confidence", confidence, "confidence", True)):
+        if col is None:
+            continue
+        v = _as_float(col, key)
+        bad = ~np.isnan(v) & ((v < 0) | (v > 1))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"pairs.extra[{key!r}][{i}] = {v[i]!r}: must be in [0, 1]")
+        out[name] = 1.0 - v if flip else v
+    if "explicit" in out and "confidence" in out:
+        # judge_doubt is 1 - ai_confidence where prelabel wrote both: count that evidence once.
+        out["confidence"] = np.where(np.isnan(out["explicit"]), out["confidence"], np.nan)
+
+    disagreement = _column(extra, "ai_disagreement", n)
+    if disagreement is not None:
+        v = _as_float(disagreement, "ai_disagreement")
+        bad = ~np.isnan(v) & ((v < 0) | (v > 1))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"pairs.extra['ai_disagreement'][{i}] = {v[i]!r}: must be in [0, 1]")
+        # Against the majority, at most half the judges can vote: 0.5 is the most contested.
+        out["disagreement"] = np.minimum(2.0 * v, 1.0)
+
+    for name in out:
+        out[name] = np.where(no_ai, np.nan, out[name])
+    return {name: out[name] for name in COMPONENTS if name in out}
+
+
+def judge_doubt(pairs: PreferencePairs, *, weights: Mapping[str, float] | None = None) -> np.ndarray | None:
+    """The AI judge's doubt about each pair's AI label, in [0, 1], or None when the pairs carry no evidence.
+
+    Parameters
+    ----------
+    pairs : PreferencePairs
+        n pairs with evidence in ``pairs.extra`` (see the module docstring for the columns read).
+    weights : mapping of str to float, optional
+        Weight of each component by name (:data:`COMPONENTS`); default 1 each. A weight of 0 ignores it.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,), or None
+        The weighted mean of the components each pair has. Pairs with none get the mean over the pairs
+        that have some. None when no component is present for any pair.
+
+    Raises
+    ------
+    ValueError
+        Bad evidence columns (see :func:`doubt_components`), or an unknown or negative weight.
+    """
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"unknown judge-evidence components {unknown}: choose from {', '.join(COMPONENTS)}")
+    if any(w < 0 for w in weights.values()):
+        raise ValueError(f"judge-evidence weights must be >= 0, got {weights}")
+    components = doubt_components(pairs)
+    n = len(pairs)
+    total = np.zeros(n)
+    mass = np.zeros(n)
+    for name, value in components.items():
+        w = float(weights.get(name, 1.0))
+        known = ~np.isnan(value)
+        total[known] += w * value[known]
+        mass[known] += w
+    has = mass > 0
+    if not has.any():
+        return None
+    doubt = np.empty(n)
+    doubt[has] = total[has] / mass[has]
+    doubt[~has] = doubt[has].mean()
+    return np.clip(doubt, 0.0, 1.0)
+
+
+__all__ = ["COMPONENTS", "doubt_components", "judge_doubt"]

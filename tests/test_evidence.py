@@ -1,0 +1,182 @@
+"""judge_doubt: each kind of judge evidence gives a known doubt; the loop ranks doubtful pairs first."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from rlthf_selector.evidence import COMPONENTS, doubt_components, judge_doubt
+from rlthf_selector.pairs import PreferencePairs
+
+
+def make_pairs(ai, **extra):
+    n = len(ai)
+    return PreferencePairs(ids=[f"p{i}" for i in range(n)], prompt=["q"] * n, response_a=[f"a{i}" for i in range(n)],
+                           response_b=[f"b{i}" for i in range(n)], ai_label=ai, extra=extra)
+
+
+def test_no_evidence_gives_none():
+    assert judge_doubt(make_pairs([1, -1, 1])) is None
+    assert judge_doubt(make_pairs([1, -1], unrelated=np.array([0.3, 0.4]))) is None
+
+
+def test_second_judge_disagree_tie_agree():
+    pairs = make_pairs([1, 1, -1, -1], second_judge_label=np.array([-1, 0, -1, 1], np.int8))
+    np.testing.assert_allclose(judge_doubt(pairs), [1.0, 0.5, 0.0, 1.0])
+
+
+def test_swap_inconsistency_bool_and_float_with_missing():
+    pairs = make_pairs([1, 1, -1], ai_consistent=np.array([True, False, True]))
+    np.testing.assert_allclose(judge_doubt(pairs), [0.0, 1.0, 0.0])
+    # Loaders store a bool column absent on some rows as 1/0/NaN: a missing value is no evidence.
+    pairs = make_pairs([1, 1, -1], ai_consistent=np.array([1.0, 0.0, np.nan]))
+    comps = doubt_components(pairs)
+    np.testing.assert_allclose(comps["swap"], [0.0, 1.0, np.nan])
+    # The pair without evidence gets the mean doubt of the others (0.5): neutral in a rank fusion.
+    np.testing.assert_allclose(judge_doubt(pairs), [0.0, 1.0, 0.5])
+
+
+def test_confidence_and_disagreement():
+    pairs = make_pairs([1, -1, 1], ai_confidence=np.array([0.9, 0.5, 1.0]), ai_disagreement=np.array([0.0, 0.5, 0.25]))
+    comps = doubt_components(pairs)
+    np.testing.assert_allclose(comps["confidence"], [0.1, 0.5, 0.0])
+    np.testing.assert_allclose(comps["disagreement"], [0.0, 1.0, 0.5])
+    np.testing.assert_allclose(judge_doubt(pairs), [0.05, 0.75, 0.25])
+
+
+def test_explicit_doubt_replaces_confidence_where_present():
+    # prelabel writes judge_doubt = 1 - ai_confidence: the same evidence must count once.
+    pairs = make_pairs([1, 1, 1], judge_doubt=np.array([0.2, np.nan, 0.6]), ai_confidence=np.array([0.8, 0.3, 0.4]))
+    comps = doubt_components(pairs)
+    np.testing.assert_allclose(comps["explicit"], [0.2, np.nan, 0.6])
+    np.testing.assert_allclose(comps["confidence"], [np.nan, 0.7, np.nan])
+    np.testing.assert_allclose(judge_doubt(pairs), [0.2, 0.7, 0.6])
+
+
+def test_all_components_averaged_and_weighted():
+    pairs = make_pairs(
+        [1, -1],
+        second_judge_label=np.array([-1, -1], np.int8),  # disagrees, agrees
+        ai_consistent=np.array([False, True]),
+        judge_doubt=np.array([0.4, 0.0]),
+        ai_disagreement=np.array([0.5, 0.0]),
+    )
+    assert list(doubt_components(pairs)) == ["second", "swap", "explicit", "disagreement"]
+    np.testing.assert_allclose(judge_doubt(pairs), [(1 + 1 + 0.4 + 1) / 4, 0.0])
+    np.testing.assert_allclose(judge_doubt(pairs, weights={"second": 3.0, "swap": 0.0}), [(3 + 0.4 + 1) / 5, 0.0])
+
+
+def test_pairs_without_ai_label_are_neutral():
+    pairs = make_pairs([1, 0, -1], second_judge_label=np.array([-1, 1, -1], np.int8))
+    np.testing.assert_allclose(judge_doubt(pairs), [1.0, 0.5, 0.0])
+
+
+def test_doubt_is_in_unit_interval_and_subsets_stay_aligned():
+    rng = np.random.default_rng(0)
+    n = 200
+    pairs = make_pairs(rng.choice([-1, 1], n), second_judge_label=rng.choice([-1, 0, 1], n).astype(np.int8),
+                       ai_confidence=rng.uniform(0, 1, n), ai_consistent=rng.random(n) < 0.8,
+                       ai_disagreement=rng.choice([0.0, 0.25, 0.5], n))
+    doubt = judge_doubt(pairs)
+    assert doubt.shape == (n,) and (doubt >= 0).all() and (doubt <= 1).all()
+    idx = rng.permutation(n)[:50]
+    np.testing.assert_allclose(judge_doubt(pairs.subset(idx)), doubt[idx])
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"ai_confidence": np.array([0.5, 1.5])}, r"ai_confidence.*\[1\].*\[0, 1\]"),
+    ({"judge_doubt": np.array([-0.1, 0.5])}, r"judge_doubt.*\[0\]"),
+    ({"ai_disagreement": np.array([0.0, 2.0])}, r"ai_disagreement.*\[1\]"),
+    ({"second_judge_label": np.array([1, 5])}, r"second_judge_label.*\[1\].*expected"),
+    ({"ai_confidence": np.array(["high", "low"], dtype=object)}, r"ai_confidence.*numbers"),
+    ({"ai_confidence": np.zeros((2, 3))}, r"ai_confidence.*shape"),
+])
+def test_bad_evidence_is_named(extra, message):
+    with pytest.raises(ValueError, match=message):
+        judge_doubt(make_pairs([1, -1], **extra))
+
+
+def test_bad_weights():
+    pairs = make_pairs([1, -1], ai_consistent=np.array([True, False]))
+    with pytest.raises(ValueError, match="unknown judge-evidence"):
+        judge_doubt(pairs, weights={"secnd": 1.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        judge_doubt(pairs, weights={"swap": -1.0})
+    assert set(COMPONENTS) == {"second", "swap", "explicit", "confidence", "disagreement"}
+
+
+class _FixedGapModel:
+    """A reward model whose gap is fixed per pair id (fit does nothing): isolates the selection."""
+
+    def __init__(self, gap_by_id):
+        self.gap_by_id = gap_by_id
+
+    def fit(self, pairs, labels, *, sample_weight=None):
+        return self
+
+    def reward_gap(self, pairs):
+        return np.array([self.gap_by_id[i] for i in pairs.ids])
+
+    def clone(self):
+        return self
+
+
+def _reversed_s_gaps(n):
+    """Oriented gaps with a steep head, a flat middle and a steep tail, sorted descending by position."""
+    x = np.linspace(-1, 1, n)
+    return -np.sinh(4 * x) / 4 + 0.5
+
+
+def test_select_step_fuses_second_judge_evidence():
+    from rlthf_selector.config import LoopConfig, SelectionConfig
+    from rlthf_selector.loop import select_step
+
+    n = 200
+    ai = np.where(np.arange(n) % 2 == 0, 1, -1).astype(np.int8)  # both sides, so training is possible
+    oriented = _reversed_s_gaps(n)  # pair n-1 is the most contradicted by the reward model
+    doubted = [20, 40]  # the second judge disagrees with the AI on two pairs the reward model trusts
+    second = np.where(np.isin(np.arange(n), doubted), -ai, ai).astype(np.int8)
+    pairs = make_pairs(ai, second_judge_label=second)
+    model = _FixedGapModel(dict(zip(pairs.ids, oriented * ai)))
+    loop = LoopConfig(out_of_fold=0)
+
+    def queue(**selection):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            step = select_step(pairs, model, iteration=0, budget=2, loop_config=loop,
+                               selection_config=SelectionConfig(auto_flip=False, **selection))
+        return set(step.human_queue.tolist()), step
+
+    gap_only, step = queue(evidence_weight=0.0, band_first=False)
+    assert gap_only == {n - 1, n - 2}  # lowest gap first
+    # Band first (the paper's order): evidence only reorders pairs inside the knee-reflection band.
+    band, step = queue(evidence_weight=0.9, band_first=True)
+    assert not band & set(doubted)
+    # One ranking of the whole pool: strong judge evidence reaches pairs the reward model trusts.
+    fused, _ = queue(evidence_weight=0.9, band_first=False)
+    assert fused == set(doubted)
+    # Without evidence columns the weight changes nothing.
+    plain = make_pairs(ai)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        step = select_step(plain, model, iteration=0, budget=2, loop_config=loop,
+                           selection_config=SelectionConfig(auto_flip=False, evidence_weight=0.9, band_first=False))
+    assert set(step.human_queue.tolist()) == gap_only
+
+
+def test_priority_fusion_gives_tied_doubt_one_rank():
+    """Coarse evidence (agree / disagree) must not order tied pairs by their position in the pool."""
+    from rlthf_selector.selection import priority_key
+
+    gap = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    doubt = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    key = priority_key(gap, strategy="lowest-gap", judge_doubt=doubt, evidence_weight=0.5)
+    order = np.argsort(key, kind="stable").tolist()
+    # Within each doubt group the lower gap comes first; with these weights the groups interleave only by gap.
+    doubted_order = [i for i in order if doubt[i] == 1]
+    trusted_order = [i for i in order if doubt[i] == 0]
+    assert doubted_order == [2, 1, 0] and trusted_order == [5, 4, 3]
+    # Tied doubts share a rank: the key of each pair is gap rank / 2 + (group mean rank) / 2.
+    np.testing.assert_allclose(key, 0.5 * np.array([5, 4, 3, 2, 1, 0]) / 5 + 0.5 * np.array([1, 1, 1, 4, 4, 4]) / 5)
+    with pytest.raises(ValueError, match="judge_doubt has shape"):
+        priority_key(gap, strategy="lowest-gap", judge_doubt=doubt[:3], evidence_weight=0.5)
