@@ -150,7 +150,12 @@ class BradleyTerryConfig:
 class FeaturizerConfig:
     """Text features for the reward model (:mod:`rlthf_selector.features`)."""
 
-    kind: str = _f("hashing", "'hashing' (zero-download default) or 'minilm' (local sentence encoder).", choices=("hashing", "minilm"))
+    kind: str = _f(
+        "hashing",
+        "'hashing' (zero-download default), 'minilm' (local sentence encoder) or 'hashing+minilm' (both, "
+        "concatenated: one reward head weighs words and embeddings jointly).",
+        choices=("hashing", "minilm", "hashing+minilm"),
+    )
     n_features: int = _f(
         2**8,
         "Hash buckets per block of the hashing featuriser (a power of two); a side has 2 * n_features + 3 "

@@ -376,10 +376,47 @@ class PrecomputedFeaturizer(Featurizer):
         return self._features[rows]
 
 
+# ----------------------------------------------------------------------------------------------
+# Several featurisers side by side
+# ----------------------------------------------------------------------------------------------
+class ConcatFeaturizer(Featurizer):
+    """The features of several featurisers, concatenated per side: ``d = sum of their d``.
+
+    With a Bradley-Terry head on standardised features this is a stacked ensemble: one L2-penalised model
+    weighs the word features and the sentence embeddings jointly (measured on PandaLM: a better mistake
+    ranking than either alone; benchmarks/README.md).
+
+    Parameters
+    ----------
+    featurizers : sequence of Featurizer
+        At least two.
+    """
+
+    def __init__(self, featurizers: Sequence[Featurizer]) -> None:
+        self.featurizers = list(featurizers)
+        if len(self.featurizers) < 2:
+            raise ValueError(f"ConcatFeaturizer needs at least two featurisers, got {len(self.featurizers)}")
+        self.name = "+".join(f.name for f in self.featurizers)
+
+    @property
+    def dim(self) -> int:
+        return sum(f.dim for f in self.featurizers)
+
+    def transform(self, pairs: PreferencePairs) -> np.ndarray:
+        blocks = [np.asarray(f.transform(pairs), dtype=np.float32) for f in self.featurizers]
+        for f, block in zip(self.featurizers, blocks):
+            if block.shape[:2] != (len(pairs), 2):
+                raise ValueError(f"featuriser {f.name!r} returned shape {block.shape} for {len(pairs)} pairs; expected (n, 2, d)")
+        return np.concatenate(blocks, axis=2)
+
+
 def make_featurizer(config: FeaturizerConfig) -> Featurizer:
-    """The featuriser ``config.kind`` names: ``'hashing'`` or ``'minilm'`` (any local sentence encoder)."""
+    """The featuriser ``config.kind`` names: ``'hashing'``, ``'minilm'`` (any local sentence encoder) or
+    ``'hashing+minilm'`` (both, concatenated: :class:`ConcatFeaturizer`)."""
     if config.kind == "hashing":
         return HashingFeaturizer(config)
     if config.kind in ("minilm", "encoder"):
         return SentenceEncoderFeaturizer(config)
-    raise ValueError(f"FeaturizerConfig.kind = {config.kind!r}: expected 'hashing' or 'minilm'")
+    if config.kind == "hashing+minilm":
+        return ConcatFeaturizer([HashingFeaturizer(config), SentenceEncoderFeaturizer(config)])
+    raise ValueError(f"FeaturizerConfig.kind = {config.kind!r}: expected 'hashing', 'minilm' or 'hashing+minilm'")
