@@ -466,7 +466,7 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated strategies")
     p.add_argument("--budgets", default=",".join(str(b) for b in DEFAULT_BUDGETS), help="comma-separated fractions")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    p.add_argument("--featurizer", choices=("hashing", "minilm"), default=None,
+    p.add_argument("--featurizer", choices=("hashing", "minilm", "hashing+minilm"), default=None,
                    help="shortcut for --features-kind")
     p.add_argument("--heldout", type=float, default=0.2, help="share of pairs held out for the RM accuracy")
     p.add_argument("--json", default=None, help="output JSON path (default OUT/simulate.json)")

@@ -62,3 +62,12 @@ def test_concat_needs_two_and_make_featurizer_names_the_kinds(tmp_path):
     # The concatenated kind builds both parts (a missing encoder directory is named, as for 'minilm').
     with pytest.raises(FileNotFoundError, match="does not exist"):
         make_featurizer(FeaturizerConfig(kind="hashing+minilm", model_dir=str(tmp_path / "missing")))
+
+
+def test_simulate_accepts_the_concatenated_kind():
+    from rlthf_selector.cli import build_parser
+
+    args = build_parser().parse_args(["simulate", "--dataset", "synthetic", "--featurizer", "hashing+minilm"])
+    assert args.featurizer == "hashing+minilm"
+    args = build_parser().parse_args(["simulate", "--dataset", "synthetic", "--features-kind", "hashing+minilm"])
+    assert args.features_kind == "hashing+minilm"
