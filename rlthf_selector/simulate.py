@@ -275,7 +275,8 @@ class Simulation:
             auc = mistake_ranking_auc(oriented, wrong)
             length_auc = mistake_ranking_auc(_chose_shorter_score(pool), wrong)
             signal.append({"seed": seed, "pool": len(pool), "heldout": len(heldout),
-                           "ai_error": float(wrong.mean()), "rm_mistake_auc": auc, "length_only_auc": length_auc})
+                           "ai_error": float(wrong.mean()), "rm_mistake_auc": auc, "length_only_auc": length_auc,
+                           **_evidence_aucs(pool, oriented, wrong, self.selection_config.evidence_weight)})
             log(f"seed {seed}: pool {len(pool)}, held-out {len(heldout)}, AI error {wrong.mean():.3f}, "
                 f"RM mistake-ranking AUC {auc:.3f} (length only {length_auc:.3f})")
             for strategy in strategies:
@@ -315,6 +316,19 @@ class Simulation:
             "machine": machine_description(),
             "seconds": round(time.perf_counter() - started, 1),
         }
+
+
+def _evidence_aucs(pool: PreferencePairs, oriented: np.ndarray, wrong: np.ndarray, weight: float) -> dict[str, Any]:
+    """Mistake-ranking AUC of the judge's own doubt alone and fused with the RM gap as the queue fuses them
+    (None without evidence), so a gain can be traced to the RM or to the judge evidence."""
+    from rlthf_selector.evidence import judge_doubt
+    from rlthf_selector.selection import priority_key
+
+    doubt = judge_doubt(pool)
+    if doubt is None:
+        return {"judge_doubt_auc": None, "fused_mistake_auc": None}
+    fused = priority_key(oriented, strategy="lowest-gap", judge_doubt=doubt, evidence_weight=weight)
+    return {"judge_doubt_auc": mistake_ranking_auc(-doubt, wrong), "fused_mistake_auc": mistake_ranking_auc(fused, wrong)}
 
 
 def _chose_shorter_score(pool: PreferencePairs) -> np.ndarray:
@@ -390,6 +404,11 @@ def markdown_table(output: dict[str, Any], summary: list[dict[str, Any]]) -> str
         lens = [s["length_only_auc"] for s in sig if s["length_only_auc"] is not None]
         lines += ["", f"RM mistake-ranking AUC (out-of-fold, AI labels only): {np.mean(aucs):.3f}; "
                       f"length-only baseline: {np.mean(lens):.3f}."]
+        fused = [s["fused_mistake_auc"] for s in sig if s.get("fused_mistake_auc") is not None]
+        doubt = [s["judge_doubt_auc"] for s in sig if s.get("judge_doubt_auc") is not None]
+        if fused:
+            lines[-1] += (f" Judge evidence alone: {np.mean(doubt):.3f}; RM gap and judge evidence fused as the "
+                          f"queue fuses them: {np.mean(fused):.3f}.")
     prec: dict[tuple[str, float], list[float]] = {}
     for d in output.get("diagnostics", []):
         prec.setdefault((d["strategy"], d["budget"]), []).append(d["queue_precision"])
