@@ -12,7 +12,7 @@ import argparse
 import json
 import math
 import platform
-import sys
+import shlex
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -517,8 +517,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     output = sim.run(_csv(args.strategies, str), _csv(args.budgets, float), seeds)
     out_dir = Path(args.out)
     json_path = Path(args.json) if args.json else out_dir / "simulate.json"
-    command = "rlthf " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("rlthf") else "rlthf simulate " + \
-        " ".join(f"--{k} {v}" for k, v in (("dataset", args.dataset), ("ai-labels", args.ai_labels)) if v)
+    # The exact command line, as main() received it, so the run can be repeated from its outputs.
+    command = "rlthf " + " ".join(shlex.quote(a) for a in args.argv)
     paths = write_outputs(output, json_path=json_path, out_dir=out_dir, command=command)
     print()
     print(markdown_table(output, summarise(output)))

@@ -35,6 +35,9 @@ def test_json_schema(simulated):
         assert key in data
     assert data["n_pairs"] == 400
     assert data["ai_labels"] == "real: from the file"
+    # The exact command is recorded, so the run can be repeated from its outputs.
+    assert data["command"].startswith("rlthf simulate --dataset jsonl --path ")
+    assert "--budgets 0.04,0.1 --seeds 0,1" in data["command"]
     for record in data["results"]:
         assert set(record) == set(RESULT_FIELDS)
     # One record per (strategy, budget, seed).
