@@ -11,6 +11,7 @@ Usage (from the repository root)::
         --out benchmarks/results/tuning-pandalm
     .venv/bin/python benchmarks/tune_selector.py --dataset hh-rlhf --ai-labels uniform:0.25 --seeds 0,1,2 \
         --variants hh --out benchmarks/results/tuning-hh-uniform25
+    .venv/bin/python benchmarks/tune_selector.py --dataset pandalm --signal-only --out benchmarks/results/tuning-pandalm
 """
 
 from __future__ import annotations
@@ -132,6 +133,66 @@ def markdown(records: list, budgets, header: str) -> str:
     return "\n".join(lines)
 
 
+#: Reward heads compared by their out-of-fold mistake ranking alone (no loop): name -> BradleyTerryConfig overrides.
+HEADS = {"linear, l2 0.3": {"l2": 0.3}, "linear, l2 1 (default)": {}, "linear, l2 3": {"l2": 3.0},
+         "MLP 64 hidden, l2 0.1": {"hidden": 64, "l2": 0.1, "threads": 2}}
+
+
+def signal_tables(data, seeds, budget: float = 0.06) -> str:
+    """How well each reward head ranks the AI's mistakes out of fold, and how the AI's error rate splits by
+    second-judge agreement and the sign of the default RM's out-of-fold gap (what the evidence flips use)."""
+    from rlthf_selector.evidence import judge_doubt
+    from rlthf_selector.reward_model import out_of_fold_reward_gap
+    from rlthf_selector.simulate import _chose_shorter_score, heldout_split, mistake_ranking_auc
+
+    heads: dict[str, list] = {name: [] for name in [*HEADS, "length only (no training)"]}
+    groups: dict[str, list] = {}
+    for seed in seeds:
+        pool_idx, _ = heldout_split(len(data.pairs), fraction=0.2, seed=seed)
+        pool = data.pairs.subset(pool_idx)
+        wrong = pool.ai_label != pool.gold_label
+        k = int(round(budget * len(pool)))
+        for name, overrides in [*HEADS.items(), ("length only (no training)", None)]:
+            if overrides is None:
+                oriented = _chose_shorter_score(pool)
+            else:
+                c = configs_with({f"rm.{key}": value for key, value in overrides.items()})
+                sim = Simulation(data, featurizer_config=c["features"], rm_config=c["rm"], loop_config=c["loop"],
+                                 curve_config=c["curve"], selection_config=c["selection"])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    gap = out_of_fold_reward_gap(sim.reward_model(seed), pool, pool.ai_label, n_folds=5, seed=seed)
+                oriented = gap * pool.ai_label
+                if not overrides:
+                    default_oriented = oriented
+            heads[name].append((mistake_ranking_auc(oriented, wrong), wrong[np.argsort(oriented, kind="stable")[:k]].mean()))
+        if "second_judge_label" in pool.extra:
+            second = pool.extra["second_judge_label"]
+            verdict = np.where(second == 0, "gives no verdict", np.where(second == pool.ai_label, "agrees", "disagrees"))
+            for v in ("agrees", "disagrees", "gives no verdict"):
+                for sign, mask in (("contradicts (gap < 0)", default_oriented < 0), ("agrees (gap >= 0)", default_oriented >= 0)):
+                    m = (verdict == v) & mask
+                    groups.setdefault(f"| second judge {v} | RM {sign} |", []).append((int(m.sum()), int(wrong[m].sum())))
+            doubt = judge_doubt(pool)
+            heads.setdefault("judge doubt alone", []).append(
+                (mistake_ranking_auc(-doubt, wrong), wrong[np.argsort(-doubt, kind="stable")[:k]].mean()))
+    lines = [f"Out-of-fold mistake ranking of each reward head (5 folds, AI labels only), mean over seeds {seeds}; "
+             f"precision = share of AI mistakes among the {100 * budget:.0f}% lowest-gap pairs.", "",
+             f"| ranking | mistake AUC | precision at {100 * budget:.0f}% |", "| --- | --- | --- |"]
+    for name, values in heads.items():
+        v = np.array(values, dtype=float)
+        lines.append(f"| {name} | {v[:, 0].mean():.3f} | {v[:, 1].mean():.2f} |")
+    if groups:
+        lines += ["", "AI mistakes by second-judge agreement and the sign of the default RM's out-of-fold gap "
+                      "(oriented to the AI label), mean pairs per seed:", "",
+                  "| second judge | reward model | pairs | AI mistakes |", "| --- | --- | --- | --- |"]
+        for key, values in groups.items():
+            v = np.array(values, dtype=float)
+            share = v[:, 1].sum() / max(v[:, 0].sum(), 1)
+            lines.append(f"{key} {v[:, 0].mean():.1f} | {share:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="pandalm", choices=("pandalm", "hh-rlhf"))
@@ -141,6 +202,8 @@ def main(argv=None) -> int:
     p.add_argument("--budgets", default=",".join(str(b) for b in DEFAULT_BUDGETS))
     p.add_argument("--variants", default="pandalm", help="a set name (pandalm, hh, quick) or comma-separated variant names")
     p.add_argument("--out", required=True, help="output stem: writes STEM.json and STEM.md")
+    p.add_argument("--signal-only", action="store_true",
+                   help="only the out-of-fold signal tables (reward heads, judge evidence), written to STEM-signal.md")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -152,6 +215,14 @@ def main(argv=None) -> int:
                     "hh-rlhf": [str(REPO.parent / "shared/data/hh-rlhf/harmless-base-test.jsonl.gz")]}[args.dataset]
     data = load_simulation_data(args.dataset, args.path or default_path, ai_labels=args.ai_labels,
                                 seed=seeds[0])
+    if args.signal_only:
+        table = signal_tables(data, seeds)
+        Path(f"{args.out}-signal.md").parent.mkdir(parents=True, exist_ok=True)
+        Path(f"{args.out}-signal.md").write_text(
+            f"Command: `{' '.join(sys.argv)}`\n\nData: {data.name}, {len(data.pairs)} pairs, AI labels {data.ai_labels}; "
+            f"machine: {machine_description()}.\n\n{table}\n")
+        print(table)
+        return 0
     started = time.perf_counter()
     base = run_variant(data, {}, list(BASELINES), budgets, seeds)
     records = []
