@@ -202,7 +202,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: 
     for f in fields(cls):
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         flag = "--" + (prefix + f.name).replace("_", "-")
-        kw: dict[str, Any] = {"dest": prefix + f.name, "default": default, "help": f.metadata.get("help", "") + f" (default: {default})"}
+        help_text = f.metadata.get("help", "") + f" (default: {default})"
+        # argparse %-formats help text: a literal percent sign must be doubled.
+        kw: dict[str, Any] = {"dest": prefix + f.name, "default": default, "help": help_text.replace("%", "%%")}
         if isinstance(default, bool):
             kw["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, list):

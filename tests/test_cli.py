@@ -1,0 +1,33 @@
+"""Every command's --help renders (argparse %-formats help text, so one stray percent sign breaks it)."""
+
+import argparse
+
+import pytest
+
+from rlthf_selector.cli import build_parser, main
+
+
+def _command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths.append(prefix + (name,))
+                paths += _command_paths(sub, prefix + (name,))
+    return paths
+
+
+COMMANDS = _command_paths(build_parser())
+
+
+def test_commands_are_found():
+    assert ("demo",) in COMMANDS and ("simulate",) in COMMANDS and ("label-studio", "setup") in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_help_renders(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: rlthf " + " ".join(command))
