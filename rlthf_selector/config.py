@@ -202,9 +202,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: 
     for f in fields(cls):
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         flag = "--" + (prefix + f.name).replace("_", "-")
-        help_text = f.metadata.get("help", "") + f" (default: {default})"
-        # argparse %-formats help text: a literal percent sign must be doubled.
-        kw: dict[str, Any] = {"dest": prefix + f.name, "default": default, "help": help_text.replace("%", "%%")}
+        # argparse %-formats help text: a literal percent sign is doubled, and "%(default)s" keeps
+        # ArgumentDefaultsHelpFormatter from naming the default a second time.
+        help_text = f.metadata.get("help", "").replace("%", "%%") + " (default: %(default)s)"
+        kw: dict[str, Any] = {"dest": prefix + f.name, "default": default, "help": help_text}
         if isinstance(default, bool):
             kw["action"] = argparse.BooleanOptionalAction
         elif isinstance(default, list):

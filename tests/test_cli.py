@@ -31,3 +31,12 @@ def test_help_renders(command, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: rlthf " + " ".join(command))
+
+
+def test_option_help_names_its_default_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    start = out.rindex("--rm-lr RM_LR ")  # the options section, after the usage line
+    entry = out[start:out.index("--rm-batch-size", start)]
+    assert entry.count("(default: 0.01)") == 1
