@@ -43,12 +43,14 @@ from rlthf_selector.estimates import (
     proportion_estimate,
     proportion_interval,
 )
+from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.pairs import PreferencePairs
 
 CONTROL = "control"
 #: Every arm this module knows, in display order.
 ARM_NAMES = (
     CONTROL,
+    "rlthf-queue",
     "rm-lowest-gap",
     "rm-highest-gap",
     "margin",
@@ -62,48 +64,13 @@ _AMPLIFIED = ("rm-amplified-lowest-gap", "rm-amplified-highest-gap")
 # ----------------------------------------------------------------------------------------------
 # Signals
 # ----------------------------------------------------------------------------------------------
-def judge_doubt(pairs: PreferencePairs) -> np.ndarray | None:
-    """The AI judge's own doubt per pair in [0, 1], from whatever evidence ``pairs.extra`` holds.
-
-    The mean of the available parts: ``judge_doubt`` as given; a second judge that disagrees (1), agrees (0) or
-    gave no verdict (0.5) in ``second_judge_label``; ``ai_consistent`` False (1) / True (0); ``1 - ai_confidence``.
-    NaN parts are skipped. None when there is no such evidence.
-
-    Returns
-    -------
-    ndarray of float64, shape (n,), or None
-    """
-    n = len(pairs)
-    parts: list[np.ndarray] = []
-    extra = pairs.extra
-    if "judge_doubt" in extra:
-        parts.append(np.asarray(extra["judge_doubt"], dtype=np.float64))
-    if "second_judge_label" in extra:
-        second = np.asarray(extra["second_judge_label"]).astype(np.int64)
-        parts.append(np.where(second == 0, 0.5, (second != pairs.ai_label).astype(np.float64)))
-    if "ai_consistent" in extra:
-        consistent = np.asarray(extra["ai_consistent"])
-        if consistent.dtype == bool:
-            parts.append(np.where(consistent, 0.0, 1.0))
-        else:  # an object column with None where unknown
-            parts.append(np.array([np.nan if v is None else (0.0 if bool(v) else 1.0) for v in consistent]))
-    if "ai_confidence" in extra:
-        parts.append(1.0 - np.asarray(extra["ai_confidence"], dtype=np.float64))
-    if not parts:
-        return None
-    stacked = np.vstack([p.reshape(n) for p in parts])
-    known = np.isfinite(stacked)
-    counts = known.sum(axis=0)
-    doubt = np.where(known, stacked, 0.0).sum(axis=0) / np.maximum(counts, 1)
-    return np.where(counts > 0, doubt, 0.5)
-
-
 def signal_scores(
     ai_label: np.ndarray,
     *,
     base_gap: np.ndarray,
     amplified_gap: np.ndarray | None = None,
     doubt: np.ndarray | None = None,
+    evidence_weight: float = 0.5,
 ) -> dict[str, np.ndarray]:
     """Each signal arm's score: higher = more likely that the AI label is wrong = asked (and flipped) first.
 
@@ -115,7 +82,10 @@ def signal_scores(
     amplified_gap : ndarray of float, shape (n,), optional
         r(A) - r(B) of the reward model retrained with the human labels amplified.
     doubt : ndarray of float, shape (n,), optional
-        :func:`judge_doubt`.
+        :func:`rlthf_selector.evidence.judge_doubt`.
+    evidence_weight : float
+        Weight of the doubt in ``rlthf-queue``, the ranking plain RLTHF asks by
+        (:func:`rlthf_selector.selection.priority_key`: the gap's rank fused with the doubt's).
 
     Returns
     -------
@@ -125,7 +95,11 @@ def signal_scores(
     oriented = np.asarray(base_gap, dtype=np.float64) * ai
     scores = {"rm-lowest-gap": -oriented, "rm-highest-gap": oriented.copy(), "margin": -np.abs(oriented)}
     if doubt is not None:
+        from rlthf_selector.selection import priority_key
+
         scores["judge-doubt"] = np.asarray(doubt, dtype=np.float64)
+        scores["rlthf-queue"] = -priority_key(oriented, strategy="lowest-gap", judge_doubt=doubt,
+                                              evidence_weight=evidence_weight)
     if amplified_gap is not None:
         amplified = np.asarray(amplified_gap, dtype=np.float64) * ai
         scores["rm-amplified-lowest-gap"] = -amplified
@@ -431,9 +405,11 @@ class AdaptiveSelector:
             raise ValueError(f"unknown arms {unknown} in AdaptiveConfig.arms: choose from {', '.join(ARM_NAMES)}")
         if not arms:
             raise ValueError("AdaptiveConfig.arms is empty")
-        self.doubt = judge_doubt(pairs) if "judge-doubt" in arms else None
+        uses_doubt = ("judge-doubt", "rlthf-queue")
+        self.doubt = judge_doubt(pairs) if any(a in uses_doubt for a in arms) else None
         if self.doubt is None or np.ptp(self.doubt) == 0:
-            arms = [a for a in arms if a != "judge-doubt"]  # no evidence, or the same for every pair
+            # No judge evidence, or the same for every pair: the doubt ranks nothing and the queue is the gap alone.
+            arms = [a for a in arms if a not in uses_doubt]
         if any(a in _AMPLIFIED for a in arms) and reward_model is None:
             raise ValueError("the amplified arms retrain a reward model: pass reward_model or leave them out of arms")
         if base_gap is None:
@@ -524,6 +500,7 @@ class AdaptiveSelector:
         if stale:
             amplified = self._amplified_gap() if any(a in _AMPLIFIED for a in stale) else None
             scores = signal_scores(self.pairs.ai_label, base_gap=self.base_gap, amplified_gap=amplified,
+                                   evidence_weight=self.config.evidence_weight,
                                    doubt=self.doubt)
             for arm in stale:
                 self._ranks[arm] = rank_pool(scores[arm], rng=self.rng)
@@ -640,9 +617,12 @@ class AdaptiveSelector:
         drawable = eligible & ~self.reserved
         capacity = np.array([frame if a == CONTROL else int((drawable & (ranks[a] >= self.ring_of(a)[0])).sum())
                              for a in self.arms])
-        if t == 0 and cfg.first_arm in self.arms:
+        first_arm = cfg.first_arm
+        if first_arm == "rlthf-queue" and first_arm not in self.arms:
+            first_arm = "rm-lowest-gap"  # without judge evidence, RLTHF's queue is the gap alone
+        if t == 0 and first_arm in self.arms:
             # Trust the method's own queue first; its answers, beside the control's, decide what happens next.
-            slots = np.where(np.array(self.arms) == cfg.first_arm, size - control_slots, 0)
+            slots = np.where(np.array(self.arms) == first_arm, size - control_slots, 0)
         else:
             slots = thompson_allocation(succ, fail, size - control_slots, rng=self.rng, prior=self._prior(log),
                                         capacity=capacity)
@@ -1079,7 +1059,6 @@ __all__ = [
     "batch_sizes",
     "chance_warning",
     "estimates_with_truth",
-    "judge_doubt",
     "rank_pool",
     "run_adaptive",
     "signal_scores",

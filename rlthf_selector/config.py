@@ -341,9 +341,14 @@ class AdaptiveConfig:
         "pool accuracy on PandaLM at a 6 percent budget and gives narrower intervals).",
     )
     arms: str = _f(
-        "control,rm-lowest-gap,rm-highest-gap,margin,judge-doubt,rm-amplified-lowest-gap,rm-amplified-highest-gap",
-        "Comma-separated signals the bandit chooses between. 'judge-doubt' is used only where pairs.extra holds "
-        "second_judge_label, ai_consistent, ai_confidence or judge_doubt; 'control' = uniform draws.",
+        "control,rlthf-queue,rm-lowest-gap,rm-highest-gap,margin,judge-doubt,rm-amplified-lowest-gap,"
+        "rm-amplified-highest-gap",
+        "Comma-separated signals the bandit chooses between. 'rlthf-queue' is the ranking plain RLTHF asks by (the "
+        "reward gap's rank fused with the judge's doubt); it and 'judge-doubt' are used only where pairs.extra holds "
+        "judge evidence (rlthf_selector.evidence), else the queue is 'rm-lowest-gap'; 'control' = uniform draws.",
+    )
+    evidence_weight: float = _f(
+        0.5, "Weight of the judge's doubt in the 'rlthf-queue' ranking (as SelectionConfig.evidence_weight)."
     )
     first_arm: str = _f(
         "",

@@ -15,7 +15,6 @@ from rlthf_selector.adaptive import (
     batch_sizes,
     chance_warning,
     estimates_with_truth,
-    judge_doubt,
     rank_pool,
     run_adaptive,
     signal_scores,
@@ -23,6 +22,7 @@ from rlthf_selector.adaptive import (
 )
 from rlthf_selector.config import AdaptiveConfig
 from rlthf_selector.estimates import Estimate
+from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.loop import Annotator, GoldAnnotator
 from rlthf_selector.pairs import LabelSource, PreferencePairs
 
@@ -91,6 +91,22 @@ def test_signal_scores_orientation():
     np.testing.assert_allclose(s["margin"], [-2.0, -1.0, -0.5])
     np.testing.assert_allclose(s["rm-amplified-lowest-gap"], [2.0, -1.0, -0.5])
     np.testing.assert_allclose(s["judge-doubt"], [0.1, 0.9, 0.5])
+    # RLTHF's own queue: gap rank and doubt rank averaged; pair 1 (lowest gap, most doubt) first, pair 0 last.
+    assert np.argsort(-s["rlthf-queue"]).tolist() == [1, 2, 0]
+    assert "rlthf-queue" not in signal_scores(ai, base_gap=gap)
+
+
+def test_rlthf_queue_arm_needs_judge_evidence():
+    plain, base_gap = make_pool(400, lambda g: 0.5 / (1 + np.exp(3 * g)))
+    with_doubt = plain.replace(extra={"second_judge_label": np.where(np.arange(400) % 3 == 0, -plain.ai_label,
+                                                                          plain.ai_label).astype(np.int8)})
+    config = AdaptiveConfig(arms="control,rlthf-queue,rm-lowest-gap", first_arm="rlthf-queue", seed=0)
+    assert "rlthf-queue" in AdaptiveSelector(with_doubt, base_gap=base_gap, config=config).arms
+    selector = AdaptiveSelector(plain, base_gap=base_gap, config=config)
+    assert selector.arms == ["control", "rm-lowest-gap"]
+    # Without evidence the queue RLTHF would ask is the gap alone: the first batch goes there.
+    plan = selector.plan_batch(20)
+    assert set(plan.mechanism) <= {"control", "rm-lowest-gap"} and "rm-lowest-gap" in plan.mechanism
 
 
 def test_rank_pool_orders_descending_and_breaks_ties_at_random():
