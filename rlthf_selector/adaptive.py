@@ -355,6 +355,31 @@ def chance_warning(rm_auc: Estimate | None) -> str | None:
             f"selection moves the budget to the signals whose answers show they work.")
 
 
+def estimate_warnings(estimates: dict[str, Estimate]) -> list[str]:
+    """Plain-words warnings from live estimates: the reward model's ranking not shown to beat chance
+    (:func:`chance_warning`), and a targeted queue not credibly better than the control draws.
+
+    Parameters
+    ----------
+    estimates : dict of str to Estimate
+        With ``rm_auc``, ``queue_minus_control``, ``queue_precision`` and ``control_overturn`` where known
+        (:func:`rlthf_selector.estimates.live_estimates`, :meth:`AdaptiveSelector.estimates`).
+
+    Returns
+    -------
+    list of str
+    """
+    warnings = [w for w in (chance_warning(estimates.get("rm_auc")),) if w]
+    q = estimates.get("queue_minus_control")
+    if q is not None and q.lower is not None and q.lower <= 0:
+        warnings.append(
+            f"The targeted queue is not credibly better than random draws: humans overturned the AI on "
+            f"{_pct(estimates['queue_precision'].value)} of queued pairs and "
+            f"{_pct(estimates['control_overturn'].value)} of control pairs (difference {q.value:+.2f}, "
+            f"{100 * q.confidence:.0f}% interval {q.lower:+.2f} to {q.upper:+.2f})")
+    return warnings
+
+
 # ----------------------------------------------------------------------------------------------
 # The selector
 # ----------------------------------------------------------------------------------------------
@@ -885,14 +910,7 @@ class AdaptiveSelector:
         flip = self.flip_decision()
         labels, source = resolve_labels(self.pairs.ai_label, self.human_label, flip_mask=flip.flip_mask)
         estimates = self.estimates(flip)
-        warnings = [w for w in (chance_warning(estimates["rm_auc"]),) if w]
-        q = estimates["queue_minus_control"]
-        if q.lower is not None and q.lower <= 0:
-            warnings.append(
-                f"The targeted queue is not credibly better than random draws: humans overturned the AI on "
-                f"{_pct(estimates['queue_precision'].value)} of queued pairs and "
-                f"{_pct(estimates['control_overturn'].value)} of control pairs (difference {q.value:+.2f}, "
-                f"{100 * q.confidence:.0f}% interval {q.lower:+.2f} to {q.upper:+.2f})")
+        warnings = estimate_warnings(estimates)
         asked = np.asarray([i for p in self.plans for i in p.index.tolist()], dtype=np.int64)
         return AdaptiveResult(labels=labels, label_source=source, human_label=self.human_label.copy(), asked=asked,
                               flip=flip, estimates=estimates, batches=list(self.records), warnings=warnings,
@@ -1058,6 +1076,7 @@ __all__ = [
     "FlipSet",
     "batch_sizes",
     "chance_warning",
+    "estimate_warnings",
     "estimates_with_truth",
     "rank_pool",
     "run_adaptive",

@@ -103,6 +103,13 @@ class LoopConfig:
         "Back-off ratio per iteration: the share of pairs just left of the knee whose AI labels are held out "
         "of training. The last value repeats.",
     )
+    control_share: float = _f(
+        0.1,
+        "Share of each iteration's human batch drawn uniformly at random from the unlabeled pairs instead of the "
+        "queue. Their answers give the live estimates, with intervals, of the AI's accuracy, the queue's precision "
+        "against random and the reward model's mistake-ranking AUC (rlthf_selector.estimates.live_estimates), and "
+        "the warning when the ranking is no better than chance. 0 = the paper's queue only, unchecked.",
+    )
     shard_fraction: float = _f(
         1.0,
         "Iterate on a random shard of this fraction of the pool (the paper uses 0.25); the final reward model "

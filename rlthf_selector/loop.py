@@ -18,7 +18,7 @@ from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
 from rlthf_selector.curve import CurveAnalysis, analyze_curve
 from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.pairs import LabelSource, PreferencePairs
-from rlthf_selector.selection import Region, resolve_labels, select_pairs
+from rlthf_selector.selection import Region, mix_control_draws, resolve_labels, select_pairs
 
 
 class Annotator(ABC):
@@ -222,9 +222,58 @@ class IterationRecord:
     reflection_index: int
     seconds: float
     curve_warnings: list[str] = field(default_factory=list)
+    control_asked: int = 0
+    estimates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class DrawLog:
+    """Which pairs the loop drew for humans, how, and when: the records behind the live estimates.
+
+    Arrays have shape (n,) over the pool. A pair keeps its first draw. Rounds are iterations; human labels given
+    before the loop are from round -1 and count in no draw group.
+    """
+
+    def __init__(self, pairs: PreferencePairs) -> None:
+        from rlthf_selector.estimates import NOT_DRAWN
+
+        n = len(pairs)
+        self.ai_label = pairs.ai_label
+        self.drawn_by = np.full(n, NOT_DRAWN, dtype=np.int64)
+        self.draw_round = np.zeros(n, dtype=np.int64)
+        self.label_round = np.full(n, -1, dtype=np.int64)
+        self.frame = np.zeros(n, dtype=np.int64)
+        self.mistake_score = np.zeros(n, dtype=np.float64)
+
+    def record(self, positions: np.ndarray, is_control: np.ndarray, *, round_: int, frame: int,
+               mistake_score: np.ndarray) -> None:
+        """Record the draws of one batch (pool positions, before the answers)."""
+        from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW
+
+        first = self.drawn_by[positions] == NOT_DRAWN
+        at = positions[first]
+        self.drawn_by[at] = np.where(is_control[first], CONTROL_DRAW, QUEUE_DRAW)
+        self.draw_round[at] = round_
+        self.frame[at] = frame
+        self.mistake_score[at] = mistake_score[first]
+
+    def estimates(self, human_label: np.ndarray, *, positions: np.ndarray | None = None, n_flipped: int = 0,
+                  confidence: float = 0.9) -> dict[str, Any]:
+        """:func:`~rlthf_selector.estimates.live_estimates` over ``positions`` (default: the pool) among pairs with
+        an AI label (the estimates are about the AI's labels). Empty when no control draw has been answered."""
+        from rlthf_selector.estimates import CONTROL_DRAW, live_estimates
+
+        idx = np.arange(self.ai_label.shape[0]) if positions is None else np.asarray(positions)
+        idx = idx[self.ai_label[idx] != 0]
+        if not ((self.drawn_by[idx] == CONTROL_DRAW) & (human_label[idx] != 0)).any():
+            return {}
+        return live_estimates(
+            ai_label=self.ai_label[idx], human_label=human_label[idx], drawn_by=self.drawn_by[idx],
+            draw_round=self.draw_round[idx], label_round=self.label_round[idx], frame=self.frame[idx],
+            mistake_score=self.mistake_score[idx], n_flipped=n_flipped, confidence=confidence,
+        )
 
 
 def _record(step: StepResult, pairs: PreferencePairs, *, asked: int, answered: int) -> IterationRecord:
@@ -264,6 +313,11 @@ class LoopResult:
         Pool positions the loop iterated on.
     reward_model : RewardModel
         The final reward model (trained on the curated shard labels).
+    estimates : dict of str to Estimate
+        Live estimates from the control draws (:func:`~rlthf_selector.estimates.live_estimates`) over the shard
+        the loop iterated on (the whole pool by default); empty without control draws.
+    warnings : list of str
+        Plain-words warnings from the estimates (:func:`~rlthf_selector.adaptive.estimate_warnings`).
     """
 
     pairs: PreferencePairs
@@ -273,6 +327,8 @@ class LoopResult:
     records: list[IterationRecord]
     shard: np.ndarray
     reward_model: Any
+    estimates: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def human_labels(self) -> int:
@@ -328,12 +384,18 @@ class RLTHF:
         total_budget = min(cfg.budget_count(n), shard.shape[0])
         spent = 0
         records: list[IterationRecord] = []
+        draws = DrawLog(pairs)
         previous_region = None
         for t in range(cfg.iterations):
             shard_pairs = pairs.subset(shard).replace(human_label=human_label[shard])
             budget = math.ceil(max(total_budget - spent, 0) / (cfg.iterations - t))
             step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region)
-            queue = step.human_queue
+            unlabeled = shard_pairs.human_label == 0
+            queue, is_control = mix_control_draws(step.human_queue, unlabeled=unlabeled, share=cfg.control_share,
+                                                  rng=rng)
+            draws.record(shard[queue], is_control, round_=t,
+                         frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
+                         mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue])
             answers = np.asarray(annotator.annotate(shard_pairs, queue), dtype=np.int8) if queue.size else np.zeros(0, np.int8)
             if answers.shape != queue.shape:
                 raise ValueError(f"annotator returned {answers.shape[0]} answers for {queue.shape[0]} pairs")
@@ -342,12 +404,15 @@ class RLTHF:
             # Never overwrite a human label: the queue excludes labelled pairs, this makes it certain.
             fresh = (human_label[targets] == 0) & (answers != 0)
             human_label[targets[fresh]] = answers[fresh]
+            draws.label_round[targets[fresh]] = t
             shard_pairs.human_label[queue[fresh]] = answers[fresh]
             step.labels, step.label_source = resolve_labels(
                 shard_pairs.ai_label, shard_pairs.human_label, flip_mask=step.flip_mask,
                 rm_label=np.where(step.reward_gap >= 0, 1, -1).astype(np.int8),
             )
             record = _record(step, shard_pairs, asked=int(queue.shape[0]), answered=int(fresh.sum()))
+            record.control_asked = int(is_control.sum())
+            record.estimates = {k: e.to_dict() for k, e in draws.estimates(human_label, positions=shard).items()}
             records.append(record)
             if self.on_iteration:
                 self.on_iteration(record)
@@ -361,10 +426,16 @@ class RLTHF:
             full_previous[shard] = previous_region
         final = self._step(full, iteration=cfg.iterations, budget=0, previous_region=full_previous)
         record = _record(final, full, asked=0, answered=0)
+        flipped = final.label_source[shard] == LabelSource.FLIPPED
+        estimates = draws.estimates(human_label, positions=shard, n_flipped=int(flipped.sum()))
+        record.estimates = {k: e.to_dict() for k, e in estimates.items()}
         records.append(record)
         if self.on_iteration:
             self.on_iteration(record)
+        from rlthf_selector.adaptive import estimate_warnings
+
         return LoopResult(
             pairs=full, labels=final.labels, label_source=final.label_source, final_step=final,
-            records=records, shard=shard, reward_model=self.reward_model,
+            records=records, shard=shard, reward_model=self.reward_model, estimates=estimates,
+            warnings=estimate_warnings(estimates) if estimates else [],
         )

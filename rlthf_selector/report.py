@@ -81,21 +81,38 @@ def _pct(value: float | None) -> str:
 def iteration_table(records: Sequence[IterationRecord], *, ai_accuracy: float | None = None) -> str:
     """A markdown table with one row per iteration (the last row is the final labeling)."""
     lines = [
-        "| iteration | α | β | humans asked | humans total | flips (right) | trusted | held | human band | flip region | pool accuracy | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| iteration | α | β | humans asked (control) | humans total | flips (right) | trusted | held | human band | "
+        "flip region | AI accuracy, live | queue − control, live | pool accuracy | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     if ai_accuracy is not None:
-        lines.append(f"| AI judge only | | | 0 | 0 | 0 | | | | | {_pct(ai_accuracy)} | |")
+        lines.append(f"| AI judge only | | | 0 | 0 | 0 | | | | | | | {_pct(ai_accuracy)} | |")
     last = len(records) - 1
     for i, r in enumerate(records):
         name = "final" if i == last else str(r.iteration + 1)
         flips = f"{r.flips}" + (f" ({r.flips_correct})" if r.flips_correct is not None else "")
+        asked = f"{r.human_asked} ({r.control_asked})" if r.human_asked else "0"
+        live_ai = _interval_pct(r.estimates.get("ai_accuracy"))
+        live_gain = _interval_signed(r.estimates.get("queue_minus_control"))
         lines.append(
-            f"| {name} | {r.alpha:g} | {r.beta:g} | {r.human_asked} | {r.human_total} | {flips} | "
+            f"| {name} | {r.alpha:g} | {r.beta:g} | {asked} | {r.human_total} | {flips} | "
             f"{r.regions['trusted']} | {r.regions['held']} | {r.regions['human']} | {r.regions['flip']} | "
-            f"{_pct(r.pool_accuracy)} | {r.seconds:.2f} |"
+            f"{live_ai} | {live_gain} | {_pct(r.pool_accuracy)} | {r.seconds:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _interval_pct(est: dict | None) -> str:
+    """``81% [74, 87]`` from an estimate's dict; — when there is none."""
+    if not est or est.get("value") is None:
+        return "—"
+    return f"{100 * est['value']:.0f}% [{100 * est['lower']:.0f}, {100 * est['upper']:.0f}]"
+
+
+def _interval_signed(est: dict | None) -> str:
+    if not est or est.get("value") is None:
+        return "—"
+    return f"{est['value']:+.2f} [{est['lower']:+.2f}, {est['upper']:+.2f}]"
 
 
 def write_report(
@@ -121,6 +138,15 @@ def write_report(
              f"knee {curve.knee_index} (gap {curve.knee_gap:.3f}), reflection {curve.reflection_index} "
              f"(gap {curve.reflection_gap:.3f})"]
     lines += [f"- warning: {w}" for w in curve.warnings]
+    lines += ["", "## Live estimates", ""]
+    if result.estimates:
+        lines += ["From the human answers to the control draws (pairs drawn uniformly at random, "
+                  "`LoopConfig.control_share` of each batch) beside those to the queue; the AI's accuracy, the "
+                  "queue's precision and the reward model's ranking are measured, not assumed.", "",
+                  live_estimates_markdown(result.estimates, warnings=result.warnings)]
+    else:
+        lines += ["No control draws were answered (`LoopConfig.control_share` is 0 or no human was asked), so "
+                  "nothing checks whether the reward model's queue finds the AI's mistakes better than chance."]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -207,6 +207,65 @@ def select_pairs(
     return Selection(region=region, human_queue=human_queue, priority=priority, flip_mask=flip_mask)
 
 
+def mix_control_draws(
+    human_queue: np.ndarray,
+    *,
+    unlabeled: np.ndarray,
+    share: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give a share of the queue's slots to control draws: pairs drawn uniformly from every unlabeled pair.
+
+    The control draws are what make the queue checkable: humans' answers on them estimate, without bias, the AI's
+    accuracy and how much better than random the queue finds its mistakes (:func:`rlthf_selector.estimates.live_estimates`).
+    They are drawn first, from all unlabeled pairs (the queue's included, so the frame is every unlabeled pair); the
+    queue then fills the other slots in its order, skipping pairs the control took. Control draws are spread evenly
+    through the batch, so whoever answers in order answers them at the same pace as the queue.
+
+    Parameters
+    ----------
+    human_queue : ndarray of int64, shape (k,)
+        Pair positions to ask, most valuable first.
+    unlabeled : ndarray of bool, shape (n,)
+        Pairs that may be drawn (no human label).
+    share : float
+        In [0, 1]. The number of control slots is ``share * k`` rounded at random (so small batches keep the share
+        on average), and at least one when ``share`` > 0 and the queue is not empty.
+    rng : numpy Generator
+
+    Returns
+    -------
+    batch : ndarray of int64, shape (k',)
+        The pairs to ask, in order (k' = k unless fewer unlabeled pairs remain).
+    is_control : ndarray of bool, shape (k',)
+        True where the pair is a control draw.
+    """
+    queue = np.asarray(human_queue, dtype=np.int64)
+    unlabeled = np.asarray(unlabeled, dtype=bool)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"control share must be in [0, 1], got {share}")
+    if queue.size and not unlabeled[queue].all():
+        raise ValueError("the human queue holds a pair that already has a human label")
+    k = int(queue.shape[0])
+    frame = np.flatnonzero(unlabeled)
+    expected = share * k
+    n_control = int(np.floor(expected)) + int(rng.random() < expected % 1.0)
+    if share > 0 and k > 0:
+        n_control = max(n_control, 1)
+    n_control = min(n_control, k, frame.shape[0])
+    control = rng.choice(frame, size=n_control, replace=False) if n_control else np.zeros(0, np.int64)
+    rest = queue[~np.isin(queue, control)][: k - n_control]
+    size = n_control + rest.shape[0]
+    is_control = np.zeros(size, dtype=bool)
+    if n_control:
+        # Evenly spread: the j-th control draw sits at the middle of the j-th of n_control equal stretches.
+        is_control[np.floor((np.arange(n_control) + 0.5) * size / n_control).astype(np.int64)] = True
+    batch = np.empty(size, dtype=np.int64)
+    batch[is_control] = control
+    batch[~is_control] = rest
+    return batch, is_control
+
+
 def resolve_labels(
     ai_label: np.ndarray,
     human_label: np.ndarray,

@@ -138,3 +138,29 @@ def test_export_refuses_unlabelled_pairs(pairs):
     with pytest.raises(ValueError, match="1 pairs have no label"):
         to_trl_records(pairs, labels, np.ones(len(pairs), np.int8))
     assert len(to_trl_records(pairs, labels, np.ones(len(pairs), np.int8), skip_unlabelled=True)) == len(pairs) - 1
+
+
+def test_control_draws_give_live_estimates_in_the_result_and_the_report(tmp_path, pairs):
+    config = LoopConfig(iterations=3, human_budget=60, out_of_fold=3, control_share=0.2)
+    annotator = RecordingAnnotator()
+    result = RLTHF(model(), loop_config=config).run(pairs, annotator)
+    controls = [r.control_asked for r in result.records[:-1]]
+    assert controls == [4, 4, 4]  # 0.2 of each batch of 20
+    assert result.human_labels == 60  # control slots come out of the budget, not on top of it
+    ai_accuracy = result.estimates["ai_accuracy"]
+    assert ai_accuracy.n == 12 and ai_accuracy.lower <= ai_accuracy.value <= ai_accuracy.upper
+    truth = float((pairs.ai_label == pairs.gold_label).mean())
+    assert ai_accuracy.lower - 0.05 <= truth <= ai_accuracy.upper + 0.05
+    # The queue asks the reward model's likeliest mistakes: humans overturn the AI there more than on control draws.
+    assert result.estimates["queue_precision"].value > result.estimates["control_overturn"].value
+    assert result.records[0].estimates["ai_accuracy"]["n"] == 4
+    report = write_report(result, tmp_path).read_text()
+    assert "## Live estimates" in report and "| AI accuracy |" in report
+    assert all(w in report for w in result.warnings)
+
+
+def test_without_control_draws_the_report_says_nothing_is_checked(tmp_path, pairs):
+    config = LoopConfig(iterations=1, human_budget=10, out_of_fold=0, control_share=0.0)
+    result = RLTHF(model(), loop_config=config).run(pairs, GoldAnnotator())
+    assert result.estimates == {} and result.records[0].control_asked == 0
+    assert "No control draws were answered" in write_report(result, tmp_path).read_text()

@@ -115,3 +115,45 @@ def test_resolution_order_human_then_flip_then_ai_then_rm():
     labels, source = resolve_labels(ai, human, flip_mask=flip, rm_label=rm)
     np.testing.assert_array_equal(labels, [-1, -1, -1, -1])
     np.testing.assert_array_equal(source, [LabelSource.HUMAN, LabelSource.FLIPPED, LabelSource.RM, LabelSource.AI])
+
+
+def test_mix_control_draws_spreads_uniform_draws_through_the_queue():
+    from rlthf_selector.selection import mix_control_draws
+
+    unlabeled = np.ones(100, dtype=bool)
+    unlabeled[90:] = False
+    queue = np.arange(20, dtype=np.int64)
+    batch, is_control = mix_control_draws(queue, unlabeled=unlabeled, share=0.1, rng=np.random.default_rng(0))
+    assert batch.shape == (20,) and is_control.sum() == 2
+    assert np.flatnonzero(is_control).tolist() == [5, 15]  # evenly spread
+    assert len(set(batch.tolist())) == 20 and unlabeled[batch].all()
+    # The queue keeps its order in the other slots and loses only its tail (or pairs the control took).
+    rest = batch[~is_control]
+    assert np.all(np.diff(rest) > 0) and set(rest.tolist()) <= set(range(20))
+    # Control draws are uniform over every unlabeled pair, queued ones included.
+    counts = np.zeros(100)
+    for seed in range(3000):
+        b, c = mix_control_draws(queue, unlabeled=unlabeled, share=0.1, rng=np.random.default_rng(seed))
+        np.add.at(counts, b[c], 1)
+    assert counts[90:].sum() == 0
+    expected = 3000 * 2 / 90
+    assert counts[:20].mean() == pytest.approx(expected, rel=0.1) and counts[20:90].mean() == pytest.approx(expected, rel=0.1)
+
+
+def test_mix_control_draws_edges():
+    from rlthf_selector.selection import mix_control_draws
+
+    rng = np.random.default_rng(0)
+    unlabeled = np.ones(10, dtype=bool)
+    queue = np.array([3, 1, 4], dtype=np.int64)
+    batch, is_control = mix_control_draws(queue, unlabeled=unlabeled, share=0.0, rng=rng)
+    assert batch.tolist() == [3, 1, 4] and not is_control.any()
+    _, is_control = mix_control_draws(queue, unlabeled=unlabeled, share=0.01, rng=rng)
+    assert is_control.sum() == 1  # at least one control draw in every batch
+    batch, is_control = mix_control_draws(np.zeros(0, np.int64), unlabeled=unlabeled, share=0.5, rng=rng)
+    assert batch.size == 0
+    unlabeled[1] = False
+    with pytest.raises(ValueError, match="already has a human label"):
+        mix_control_draws(queue, unlabeled=unlabeled, share=0.1, rng=rng)
+    with pytest.raises(ValueError, match="control share"):
+        mix_control_draws(queue, unlabeled=np.ones(10, bool), share=1.5, rng=rng)
