@@ -405,6 +405,14 @@ def _versions_of(entry: ProjectEntry) -> list[str]:
 def _project_metrics(entry: ProjectEntry, backend: Backend) -> dict[str, Any]:
     state = entry.state
     summary = state.summary or {}
+    if "estimates" in summary:  # computed by the background training
+        estimates, estimate_warnings = summary["estimates"], summary.get("estimate_warnings", [])
+    elif state.trained:  # a state saved before live estimates: cheap to compute from its arrays
+        from ml_backend.training import state_estimates
+
+        estimates, estimate_warnings = state_estimates(state, confidence=backend.config.estimate_confidence)
+    else:
+        estimates, estimate_warnings = {}, []
     return {
         "iteration": state.iteration,
         "model_version": state.model_version,
@@ -415,6 +423,9 @@ def _project_metrics(entry: ProjectEntry, backend: Backend) -> dict[str, Any]:
         "regions": summary.get("regions", {}),
         "label_sources": summary.get("label_sources", {}),
         "band_unlabelled": summary.get("band_unlabelled"),
+        "draws": summary.get("draws", {}),
+        "estimates": estimates,
+        "estimate_warnings": estimate_warnings,
         "training_seconds": round(state.training_seconds, 3),
         "trained_at": state.trained_at or None,
         "warnings": len(state.warnings),

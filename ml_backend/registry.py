@@ -122,10 +122,7 @@ class ProjectRegistry:
         elif entry.state.label_config != label_config:
             # The config changed in Label Studio: serve with the new one from now on.
             state = entry.state
-            new = ProjectState(**{**state.scalars(), "label_config": label_config},
-                               **{k: getattr(state, k) for k in ("task_ids", "pair_ids", "ai_label", "human_label", "labels",
-                                                                  "label_source", "region", "reward_gap", "oriented_gap",
-                                                                  "priority", "score", "queue_rank")})
+            new = ProjectState(**{**state.scalars(), "label_config": label_config}, **state.arrays())
             self.store.save(new)
             entry.state, entry.stamp = new, self.store.stamp(project_id)
         if hostname:
@@ -190,6 +187,7 @@ class ProjectRegistry:
                 outcome = train_state(
                     previous, tasks, label_config=label_config, reward_model=entry.reward_model,
                     budget=self.config.queue_budget, model_version_prefix=self.config.model_version_prefix, force=force,
+                    control_share=self.config.control_share, confidence=self.config.estimate_confidence,
                 )
             except BaseException:
                 entry.reward_model = None  # possibly half-fitted: start afresh next time

@@ -44,7 +44,29 @@ _ARRAYS = {
     "priority": np.float64,
     "score": np.float64,
     "queue_rank": np.int64,
+    # Draw records (see ProjectState): absent from state files written before control draws.
+    "drawn_by": np.int8,
+    "draw_round": np.int64,
+    "draw_frame": np.int64,
+    "draw_score": np.float64,
+    "label_round": np.int64,
+    "answered_in": np.int8,
 }
+#: What a draw-record array holds for a pair without a record (and for every pair of an older state file).
+_DRAW_RECORD_FILL = {
+    "drawn_by": 0,
+    "draw_round": -1,
+    "draw_frame": 0,
+    "draw_score": np.nan,
+    "label_round": -1,
+    "answered_in": 0,
+}
+DRAW_RECORDS = tuple(_DRAW_RECORD_FILL)
+
+
+def blank_draw_records(n: int) -> dict[str, np.ndarray]:
+    """Draw-record arrays of ``n`` pairs, none drawn or labelled (see :class:`ProjectState`). Shape (n,) each."""
+    return {name: np.full(n, fill, dtype=_ARRAYS[name]) for name, fill in _DRAW_RECORD_FILL.items()}
 
 
 def _empty(dtype: Any) -> np.ndarray:
@@ -80,6 +102,22 @@ class ProjectState:
         Position in this step's capped human queue, -1 outside it.
     fingerprint : str
         Hash of the tasks and labels the last training saw (an unchanged fingerprint skips a retrain).
+    drawn_by : int8
+        How the pair was first drawn for a human: 0 = never, 1 = by the targeted queue, 2 = as a control draw
+        (uniform over the unlabeled pairs); codes of :mod:`rlthf_selector.estimates`. A control draw takes over a
+        queue record the humans left unanswered (so the control stays uniform); otherwise a pair keeps its first.
+    draw_round : int64
+        The iteration whose queue the draw was made for (-1 = not drawn).
+    draw_frame : int64
+        Unlabeled pairs with an AI label when the pair was drawn: the control draw's frame (0 = not drawn).
+    draw_score : float64
+        The reward model's mistake score at the draw: minus the reward gap in the AI label's orientation (NaN =
+        not drawn).
+    label_round : int64
+        The iteration that was serving when the pair's human label arrived (-1 = no human label).
+    answered_in : int8
+        How the pair was being served when its human label arrived (0 = outside the queue, 1 = queue, 2 = control);
+        an answer counts in the live estimates only under the draw that served it.
     """
 
     project_id: int
@@ -104,10 +142,21 @@ class ProjectState:
     priority: np.ndarray = field(default_factory=lambda: _empty(np.float64))
     score: np.ndarray = field(default_factory=lambda: _empty(np.float64))
     queue_rank: np.ndarray = field(default_factory=lambda: _empty(np.int64))
+    drawn_by: np.ndarray = field(default_factory=lambda: _empty(np.int8))
+    draw_round: np.ndarray = field(default_factory=lambda: _empty(np.int64))
+    draw_frame: np.ndarray = field(default_factory=lambda: _empty(np.int64))
+    draw_score: np.ndarray = field(default_factory=lambda: _empty(np.float64))
+    label_round: np.ndarray = field(default_factory=lambda: _empty(np.int64))
+    answered_in: np.ndarray = field(default_factory=lambda: _empty(np.int8))
     reward_model_state: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._index: dict[int, int] = {int(t): i for i, t in enumerate(self.task_ids)}
+        n = len(self.task_ids)
+        for name, blank in blank_draw_records(n).items():
+            # A state built without draw records (older files, a state made before any training) has none.
+            if len(getattr(self, name)) == 0 and n:
+                setattr(self, name, blank)
 
     @property
     def trained(self) -> bool:
@@ -116,6 +165,10 @@ class ProjectState:
     def position(self, task_id: int) -> int | None:
         """Position of a task in the arrays, or None for a task this state has not seen."""
         return self._index.get(int(task_id))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every per-task array (``pair_ids`` included), by field name."""
+        return {**{name: getattr(self, name) for name in _ARRAYS}, "pair_ids": self.pair_ids}
 
     def scalars(self) -> dict[str, Any]:
         return {
@@ -209,7 +262,8 @@ class StateStore:
         vdir = pdir / name
         scalars = json.loads((vdir / "state.json").read_text(encoding="utf-8"))
         with np.load(vdir / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k].astype(dt) for k, dt in _ARRAYS.items()}
+            # Arrays a file from an older version lacks are left empty; ProjectState fills them in.
+            arrays = {k: npz[k].astype(dt) for k, dt in _ARRAYS.items() if k in npz.files or k not in DRAW_RECORDS}
             pair_ids = npz["pair_ids"].astype(object)
         rm_state = None
         rm_path = vdir / "reward_model.pkl"

@@ -16,9 +16,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
+from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW
 from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
 
-from ml_backend.state import ProjectState
+from ml_backend.state import DRAW_RECORDS, ProjectState, blank_draw_records
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,193 @@ def queue_scores(human_queue: np.ndarray, human_label: np.ndarray, oriented_gap:
     return rank, score
 
 
+# ---------------------------------------------------------------------- control draws
+@dataclass
+class ServedQueue:
+    """The queue Label Studio serves after a retrain: the targeted pairs with control draws interleaved.
+
+    Attributes
+    ----------
+    order : ndarray of int64, shape (k,)
+        Pair positions, served first to last.
+    is_control : ndarray of bool, shape (k,)
+        Which entries are control draws.
+    fresh_control : ndarray of int64, shape (m,)
+        The control draws made by this retrain (the other control entries were drawn earlier and still wait).
+    """
+
+    order: np.ndarray
+    is_control: np.ndarray
+    fresh_control: np.ndarray
+
+
+def _check_share(share: float) -> None:
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"control share must be in [0, 1] (RLTHF_CONTROL_SHARE), got {share}")
+
+
+def control_slot_count(k: int, share: float, rng: np.random.Generator) -> int:
+    """How many of ``k`` queue slots go to control draws: ``share * k`` rounded at random (so short queues keep the
+    share on average), at least one when ``share`` > 0 and ``k`` > 0, at most ``k``."""
+    _check_share(share)
+    expected = share * k
+    whole = math.floor(expected)
+    slots = whole + int(rng.random() < expected - whole)
+    if share > 0 and k > 0:
+        slots = max(slots, 1)
+    return min(slots, k)
+
+
+def serve_with_control(
+    human_queue: np.ndarray,
+    *,
+    length: int,
+    drawable: np.ndarray,
+    waiting_control: np.ndarray,
+    share: float,
+    answered: int,
+    answered_control: int,
+    rng: np.random.Generator,
+) -> ServedQueue:
+    """Give a share of the queue's slots to control draws and place them so annotators reach them at that pace.
+
+    Control entries are the earlier control draws still unanswered (oldest first: an unanswered control draw keeps
+    its place until a human answers it, whatever its content), then fresh draws, uniform over every ``drawable``
+    pair, the targeted queue's included (so each draw's frame is every unlabeled pair). The targeted pairs fill the
+    other slots in queue order, skipping the control's.
+
+    Label Studio retrains after every few answers, so a fixed spot in each new queue might never reach the head.
+    The ``j``-th control entry is placed at the first slot ``m`` where the answered draws so far plus the slots up to
+    ``m`` would hold the configured share of control: ``answered_control + j + 0.5 <= share * (answered + m + 1)``.
+    Where positions depend only on counts, which control pairs get answered does not depend on what they hold.
+
+    Parameters
+    ----------
+    human_queue : ndarray of int64, shape (q,)
+        Targeted pairs, most valuable first; may run past ``length`` (the spare entries replace pairs the control
+        took).
+    length : int
+        Slots to serve.
+    drawable : ndarray of bool, shape (n,)
+        Pairs a fresh control draw may take (unlabeled, with an AI label).
+    waiting_control : ndarray of int64, shape (w,)
+        Earlier control draws still unanswered, oldest first. They are never served as targeted pairs.
+    share : float
+        Share of the slots for control draws (see :func:`control_slot_count`).
+    answered, answered_control : int
+        Human answers to draws so far (queue and control together), and to control draws.
+    rng : numpy Generator
+
+    Returns
+    -------
+    ServedQueue
+    """
+    queue = np.asarray(human_queue, dtype=np.int64)
+    waiting = np.asarray(waiting_control, dtype=np.int64)
+    k = int(min(length, queue.shape[0]))
+    slots = control_slot_count(k, share, rng)
+    control = waiting[:slots]
+    fresh = np.zeros(0, dtype=np.int64)
+    if control.shape[0] < slots:
+        candidates = np.flatnonzero(np.asarray(drawable, dtype=bool))
+        candidates = candidates[~np.isin(candidates, waiting)]
+        fresh = rng.choice(candidates, size=min(slots - control.shape[0], candidates.shape[0]), replace=False)
+        control = np.concatenate([control, fresh.astype(np.int64)])
+    targeted = queue[~np.isin(queue, control) & ~np.isin(queue, waiting)][: k - control.shape[0]]
+    total = targeted.shape[0] + control.shape[0]
+    is_control = np.zeros(total, dtype=bool)
+    c = control.shape[0]
+    if c:
+        j = np.arange(c)
+        first_fit = np.ceil((answered_control + j + 0.5) / share - answered - 1 - 1e-9).astype(np.int64)
+        # Strictly increasing slots (a backlog of control puts several in a row), and the last c slots at the latest.
+        slot = np.maximum.accumulate(np.maximum(first_fit, 0) - j) + j
+        slot = np.minimum(slot, total - c + j)
+        is_control[slot] = True
+    order = np.empty(total, dtype=np.int64)
+    order[is_control] = control
+    order[~is_control] = targeted
+    return ServedQueue(order=order, is_control=is_control, fresh_control=fresh.astype(np.int64))
+
+
+def carried_positions(previous_ids: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
+    """Each task's position in ``previous_ids``, or -1 for a task not there. Shape (n,) int64."""
+    previous_ids = np.asarray(previous_ids, dtype=np.int64)
+    task_ids = np.asarray(task_ids, dtype=np.int64)
+    if previous_ids.shape[0] == 0:
+        return np.full(task_ids.shape[0], -1, dtype=np.int64)
+    order = np.argsort(previous_ids, kind="stable")
+    at = np.minimum(np.searchsorted(previous_ids, task_ids, sorter=order), previous_ids.shape[0] - 1)
+    pos = order[at]
+    return np.where(previous_ids[pos] == task_ids, pos, -1).astype(np.int64)
+
+
+def carry_draw_records(previous: ProjectState, task_ids: np.ndarray, human_label: np.ndarray) -> dict[str, np.ndarray]:
+    """The draw records for the current tasks: carried over by task id, with the human labels that arrived since the
+    previous training stamped with the iteration that was serving (``label_round``) and how it served the pair
+    (``answered_in``: 0 when the pair was not in the served queue, i.e. labelled outside it).
+
+    Returns
+    -------
+    dict of str to ndarray, shape (n,) each
+        The arrays named in :data:`DRAW_RECORDS` (see :class:`~ml_backend.state.ProjectState`).
+    """
+    n = task_ids.shape[0]
+    records = blank_draw_records(n)
+    served_as = np.full(n, NOT_DRAWN, dtype=np.int8)
+    pos = carried_positions(previous.task_ids, task_ids)
+    known = pos >= 0
+    if known.any():
+        for name in DRAW_RECORDS:
+            records[name][known] = getattr(previous, name)[pos[known]]
+        was_served = previous.queue_rank[pos[known]] >= 0
+        served_as[known] = np.where(was_served, previous.drawn_by[pos[known]], NOT_DRAWN)
+    labelled = np.asarray(human_label) != 0
+    arrived = labelled & (records["label_round"] < 0)
+    records["label_round"][arrived] = previous.iteration
+    records["answered_in"][arrived] = served_as[arrived]
+    # A label deleted in Label Studio: the pair is unlabeled again; its draw record stays.
+    records["label_round"][~labelled] = -1
+    records["answered_in"][~labelled] = NOT_DRAWN
+    return records
+
+
+def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The live estimates of a state (:func:`rlthf_selector.estimates.live_estimates`) and their plain-words warnings.
+
+    The estimates are about the AI's labels, so they cover the tasks with an AI label. An answer counts in its draw's
+    group only when it came while that draw was being served (``answered_in``); every human label counts exactly in
+    the totals. Flipped pairs are passed as unverified flips.
+
+    Returns
+    -------
+    estimates : dict of str to dict
+        Each :class:`~rlthf_selector.estimates.Estimate` as ``to_dict()``; empty for a state without tasks with an AI
+        label, and when the records are inconsistent (the warning then says why; training goes on).
+    warnings : list of str
+    """
+    from rlthf_selector.adaptive import estimate_warnings
+    from rlthf_selector.estimates import live_estimates
+
+    scope = np.flatnonzero(state.ai_label != 0)
+    if scope.shape[0] == 0:
+        return {}, []
+    human = state.human_label[scope]
+    counted = np.where(state.answered_in[scope] == state.drawn_by[scope], state.drawn_by[scope], NOT_DRAWN)
+    flipped = (state.label_source[scope] == LabelSource.FLIPPED) & (human == 0)
+    try:
+        estimates = live_estimates(
+            ai_label=state.ai_label[scope], human_label=human, drawn_by=counted, draw_round=state.draw_round[scope],
+            label_round=state.label_round[scope], frame=state.draw_frame[scope],
+            mistake_score=state.draw_score[scope], n_flipped=int(flipped.sum()), confidence=confidence,
+        )
+    except ValueError as exc:
+        # Diagnostics must not stop a project from training and serving: say what is wrong instead.
+        log.warning("project %d: live estimates not computed: %s", state.project_id, exc)
+        return {}, [f"Live estimates could not be computed: {exc}"]
+    return {name: est.to_dict() for name, est in estimates.items()}, estimate_warnings(estimates)
+
+
 @dataclass
 class TrainOutcome:
     status: str  # "trained" | "unchanged" | "waiting"
@@ -192,8 +380,10 @@ def train_state(
     loop_config: Any = None,
     curve_config: Any = None,
     selection_config: Any = None,
+    control_share: float = 0.1,
+    confidence: float = 0.9,
 ) -> TrainOutcome:
-    """One selection step on the project's current tasks and labels.
+    """One selection step on the project's current tasks and labels, with control draws in the served queue.
 
     Parameters
     ----------
@@ -205,6 +395,11 @@ def train_state(
         Cap on the human queue: a fraction of the tasks (< 1) or a count.
     force : bool
         Train even when the tasks and labels equal those of the last training (START_TRAINING).
+    control_share : float
+        Share of the served queue's slots given to control draws, uniform over the unlabeled pairs with an AI label
+        (:func:`serve_with_control`); 0 = none.
+    confidence : float
+        Of the live estimates' intervals, stored in ``summary["estimates"]``.
 
     Returns
     -------
@@ -216,6 +411,7 @@ def train_state(
     from rlthf_selector.loop import select_step
     from rlthf_selector.selection import Region
 
+    _check_share(control_share)
     control = parse_label_config(label_config)
     table = build_task_table(tasks, control)
     fp = fingerprint(table, control)
@@ -231,11 +427,19 @@ def train_state(
             j = previous.position(int(tid))
             if j is not None:
                 prev_region[i] = previous.region[j]
-    cap = int(round(budget * n)) if budget < 1 else int(budget)
+    cap = max(int(round(budget * n)) if budget < 1 else int(budget), 1)
+    human = table.pairs.human_label
+    ai = table.pairs.ai_label
+    records = carry_draw_records(previous, table.task_ids, human)
+    waiting = np.flatnonzero((records["drawn_by"] == CONTROL_DRAW) & (human == 0))
+    # Oldest draw first, then task id: an order that knows nothing of the pairs' content.
+    waiting = waiting[np.lexsort((table.task_ids[waiting], records["draw_round"][waiting]))]
+    # Spare queue entries replace the pairs the control draws take, so the served queue keeps its length.
+    spare = waiting.shape[0] + math.ceil(control_share * cap) + 1 if control_share > 0 else 0
     started = time.perf_counter()
     try:
         step = select_step(
-            table.pairs, reward_model, iteration=previous.iteration, budget=max(cap, 1),
+            table.pairs, reward_model, iteration=previous.iteration, budget=cap + spare,
             loop_config=loop_config, curve_config=curve_config,
             selection_config=selection_config or SelectionConfig(),
             previous_region=prev_region,
@@ -244,10 +448,24 @@ def train_state(
         # Too few or one-sided labels: keep serving the prelabels and say why.
         return TrainOutcome("waiting", previous, table, str(exc))
     seconds = time.perf_counter() - started
-    human = table.pairs.human_label
-    rank, score = queue_scores(step.human_queue, human, step.oriented_gap)
-    queue_rank = np.where(np.isfinite(rank), rank, -1).astype(np.int64)
     iteration = previous.iteration + 1
+    drawable = (human == 0) & (ai != 0)
+    answered = records["answered_in"] != NOT_DRAWN
+    served = serve_with_control(
+        step.human_queue, length=cap, drawable=drawable, waiting_control=waiting, share=control_share,
+        answered=int(answered.sum()), answered_control=int((records["answered_in"] == CONTROL_DRAW).sum()),
+        rng=np.random.default_rng([previous.project_id, iteration]),
+    )
+    mistake_score = -step.reward_gap * ai
+    fresh_targeted = served.order[~served.is_control]
+    fresh_targeted = fresh_targeted[records["drawn_by"][fresh_targeted] == NOT_DRAWN]
+    for drawn, code in ((fresh_targeted, QUEUE_DRAW), (served.fresh_control, CONTROL_DRAW)):
+        records["drawn_by"][drawn] = code
+        records["draw_round"][drawn] = iteration
+        records["draw_frame"][drawn] = int(drawable.sum())
+        records["draw_score"][drawn] = mistake_score[drawn]
+    rank, score = queue_scores(served.order, human, step.oriented_gap)
+    queue_rank = np.where(np.isfinite(rank), rank, -1).astype(np.int64)
     version = f"{model_version_prefix}{iteration}"
     rm_state = None
     if hasattr(reward_model, "state_dict"):
@@ -257,6 +475,16 @@ def train_state(
             log.warning("reward model state not saved: %s", exc)
     summary = step.summary()
     summary["band_unlabelled"] = int(((step.region == Region.HUMAN) & (human == 0)).sum())
+    summary["queue_length"] = int(served.order.shape[0])
+    counted = np.where(records["answered_in"] == records["drawn_by"], records["answered_in"], NOT_DRAWN)
+    summary["draws"] = {
+        "control_share": control_share,
+        "queue_served": int((~served.is_control).sum()), "control_served": int(served.is_control.sum()),
+        "control_fresh": int(served.fresh_control.shape[0]),
+        "queue_answered": int(((counted == QUEUE_DRAW) & (human != 0)).sum()),
+        "control_answered": int(((counted == CONTROL_DRAW) & (human != 0)).sum()),
+        "human_labels_outside_draws": int(((counted == NOT_DRAWN) & (human != 0)).sum()),
+    }
     state = ProjectState(
         project_id=previous.project_id, label_config=label_config, iteration=iteration, model_version=version,
         trained_at=time.time(), training_seconds=seconds, fingerprint=fp, summary=summary,
@@ -265,8 +493,11 @@ def train_state(
         task_ids=table.task_ids, pair_ids=table.pair_ids, ai_label=table.pairs.ai_label, human_label=human,
         labels=step.labels, label_source=step.label_source, region=step.region, reward_gap=step.reward_gap,
         oriented_gap=step.oriented_gap, priority=rank, score=score, queue_rank=queue_rank,
-        reward_model_state=rm_state,
+        reward_model_state=rm_state, **records,
     )
+    # Computed here, in the background training, so /metrics only reads them.
+    state.summary["estimates"], state.summary["estimate_warnings"] = state_estimates(state, confidence=confidence)
+    state.summary["estimate_confidence"] = confidence
     return TrainOutcome("trained", state, table)
 
 

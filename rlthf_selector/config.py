@@ -262,6 +262,18 @@ class BackendConfig:
     queue_budget: float = _f(
         0.1, "Cap on each retrain's human queue: a fraction of the project's tasks (< 1) or a count (>= 1).", env="RLTHF_QUEUE_BUDGET"
     )
+    control_share: float = _f(
+        0.1,
+        "Share of each retrain's human queue given to control draws: pairs drawn uniformly at random from the unlabeled "
+        "pairs and spread through the queue, whose answers give the unbiased live estimates in /metrics (AI accuracy, "
+        "queue precision against the control, the reward model's mistake-ranking AUC, the exported pool's accuracy). "
+        "0 = no control draws.",
+        env="RLTHF_CONTROL_SHARE",
+    )
+    estimate_confidence: float = _f(
+        0.9, "Two-sided coverage of the live estimates' intervals in /metrics (0.9 = 90 percent intervals).",
+        env="RLTHF_ESTIMATE_CONFIDENCE",
+    )
     debounce_s: float = _f(2.0, "Quiet time after the last annotation event before a retrain starts.", env="RLTHF_DEBOUNCE_S")
     max_wait_s: float = _f(20.0, "Longest a pending retrain waits under a continuous burst of events.", env="RLTHF_MAX_WAIT_S")
     writeback: bool = _f(True, "Write predictions, model version, task fields and the view back to Label Studio.", env="RLTHF_WRITEBACK")

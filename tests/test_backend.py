@@ -391,6 +391,171 @@ def test_tasks_that_do_not_match_the_config_are_left_out_and_named(tmp_path, fak
     assert any("response_b is missing" in w for w in state.warnings)
 
 
+# ---------------------------------------------------------------------- control draws and live estimates
+CONTROL, QUEUE = 2, 1  # rlthf_selector.estimates.CONTROL_DRAW, QUEUE_DRAW
+
+
+def served_queue(state) -> np.ndarray:
+    """Positions of the served queue, in the order Label Studio serves it."""
+    served = np.flatnonzero(state.queue_rank >= 0)
+    return served[np.argsort(state.queue_rank[served])]
+
+
+def gold_of(fake, pid: int) -> dict[int, int]:
+    """The synthetic pairs' gold labels by task id (the simulated annotator's answers)."""
+    from rlthf_selector.synthetic import make_synthetic_pairs
+
+    tids = fake.task_ids(pid)
+    gold = make_synthetic_pairs(len(tids), seed=3).gold_label
+    return {t: int(g) for t, g in zip(tids, gold)}
+
+
+def answer_and_retrain(client, backend, fake, pid: int, positions, gold: dict[int, int]):
+    state = backend.registry.get(pid).state
+    for i in positions:
+        tid = int(state.task_ids[i])
+        fake.annotate(tid, result(gold[tid]))
+    client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": pid}})
+    backend.worker.run_due()
+    return backend.registry.get(pid).state
+
+
+def test_the_queue_holds_control_draws_at_the_configured_share_spread_through_it(tmp_path, fake_ls):
+    pid = fake_ls.add_project(PAIRWISE, pair_data(400))
+    app = make_app(tmp_path, fake_ls, control_share=0.1)
+    client = app.test_client()
+    setup_project(client, pid)
+    backend = app.extensions["rlthf"]
+    backend.worker.run_due()
+    state = backend.registry.get(pid).state
+    order = served_queue(state)
+    assert len(order) == 40  # the queue keeps its length: control draws take a share of its slots
+    is_control = state.drawn_by[order] == CONTROL
+    assert is_control.sum() == 4
+    assert np.flatnonzero(is_control).tolist() == [4, 14, 24, 34]  # one in each stretch of ten
+    assert (state.drawn_by[order[~is_control]] == QUEUE).all()
+    # Each draw is recorded: its iteration, its frame (the unlabeled pairs) and the mistake score then.
+    assert (state.draw_round[order] == 1).all() and (state.draw_frame[order] == 400).all()
+    assert np.allclose(state.draw_score[order], -state.reward_gap[order] * state.ai_label[order])
+    assert (state.drawn_by[state.queue_rank < 0] == 0).all()
+    draws = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]
+    assert draws["control_served"] == 4 and draws["queue_served"] == 36 and draws["control_share"] == 0.1
+    # Label Studio serves the control draws with the queue (scores below 0.5), so annotators meet them in turn.
+    scores = [p["score"] for p in fake_ls.predictions if p["model_version"] == "rlthf-1"
+              and p["task"] in {int(state.task_ids[i]) for i in order[is_control]}]
+    assert len(scores) == 4 and max(scores) < 0.5
+
+
+def test_a_control_draw_reaches_annotators_at_the_share_even_with_a_retrain_after_every_answer(tmp_path, fake_ls):
+    pid = fake_ls.add_project(PAIRWISE, pair_data())
+    app = make_app(tmp_path, fake_ls, control_share=0.1)
+    client = app.test_client()
+    setup_project(client, pid)
+    backend = app.extensions["rlthf"]
+    backend.worker.run_due()
+    gold = gold_of(fake_ls, pid)
+    heads = []
+    for _ in range(20):
+        head = served_queue(backend.registry.get(pid).state)[0]
+        heads.append(int(backend.registry.get(pid).state.drawn_by[head]))
+        answer_and_retrain(client, backend, fake_ls, pid, [head], gold)
+    assert heads.count(CONTROL) == 2 and heads[4] == CONTROL and heads[14] == CONTROL
+
+
+def test_serve_with_control_catches_up_a_backlog_and_keeps_waiting_draws_first():
+    from ml_backend.training import serve_with_control
+
+    rng = np.random.default_rng(0)
+    drawable = np.ones(100, dtype=bool)
+    queue = np.arange(50, 80)
+    # 40 answers so far, none of them control: the control is 4 behind, so it goes first, back to back.
+    served = serve_with_control(queue, length=20, drawable=drawable, waiting_control=np.array([7]), share=0.2,
+                                answered=40, answered_control=0, rng=rng)
+    assert np.flatnonzero(served.is_control).tolist() == [0, 1, 2, 3]
+    assert served.order[0] == 7 and 7 not in served.fresh_control and len(served.fresh_control) == 3
+    assert len(served.order) == 20 and len(set(served.order.tolist())) == 20
+    with pytest.raises(ValueError, match="RLTHF_CONTROL_SHARE"):
+        serve_with_control(queue, length=20, drawable=drawable, waiting_control=np.zeros(0, np.int64), share=1.5,
+                           answered=0, answered_control=0, rng=rng)
+
+
+def test_metrics_show_live_estimates_from_the_answered_control_draws(trained, fake_ls):
+    app, client, backend, pid = trained
+    gold = gold_of(fake_ls, pid)
+    assert client.get("/metrics").get_json()["projects"][str(pid)]["estimates"]["ai_accuracy"]["value"] is None
+    for _ in range(3):  # humans answer the whole served queue, then Label Studio's webhook retrains
+        state = answer_and_retrain(client, backend, fake_ls, pid, served_queue(backend.registry.get(pid).state), gold)
+    answered_control = int(((state.drawn_by == CONTROL) & (state.human_label != 0)).sum())
+    answered_queue = int(((state.drawn_by == QUEUE) & (state.human_label != 0)).sum())
+    assert answered_control >= 3 and answered_queue >= 15
+    assert (state.answered_in[state.human_label != 0] == state.drawn_by[state.human_label != 0]).all()
+    body = client.get("/metrics").get_json()["projects"][str(pid)]
+    est = body["estimates"]
+    assert set(est) >= {"ai_accuracy", "control_overturn", "queue_precision", "queue_minus_control", "rm_auc",
+                        "pool_accuracy"}
+    acc = est["ai_accuracy"]
+    assert acc["n"] == answered_control and acc["confidence"] == 0.9
+    assert 0.0 <= acc["lower"] <= acc["value"] <= acc["upper"] <= 1.0
+    assert est["queue_precision"]["n"] == answered_queue
+    assert est["rm_auc"]["method"] == "hanley-mcneil"
+    assert isinstance(body["estimate_warnings"], list) and all(isinstance(w, str) for w in body["estimate_warnings"])
+    assert body["draws"]["control_answered"] == answered_control
+
+
+def test_pairs_labelled_outside_the_queue_count_in_neither_group(trained, fake_ls):
+    app, client, backend, pid = trained
+    state = backend.registry.get(pid).state
+    outside = int(np.flatnonzero(state.queue_rank < 0)[0])
+    state = answer_and_retrain(client, backend, fake_ls, pid, [outside], gold_of(fake_ls, pid))
+    assert state.human_label[outside] != 0 and state.answered_in[outside] == 0 and state.label_round[outside] == 1
+    est = client.get("/metrics").get_json()["projects"][str(pid)]["estimates"]
+    assert est["ai_accuracy"]["n"] == 0 and est["queue_precision"]["n"] == 0
+
+
+def test_no_control_draws_with_a_share_of_zero(tmp_path, fake_ls):
+    pid = fake_ls.add_project(PAIRWISE, pair_data())
+    app = make_app(tmp_path, fake_ls, control_share=0.0)
+    setup_project(app.test_client(), pid)
+    backend = app.extensions["rlthf"]
+    backend.worker.run_due()
+    state = backend.registry.get(pid).state
+    assert len(served_queue(state)) == 8 and not (state.drawn_by == CONTROL).any()
+
+
+def test_draw_records_survive_a_restart(trained, tmp_path, fake_ls):
+    app, client, backend, pid = trained
+    before = backend.registry.get(pid).state
+    after = make_app(tmp_path, fake_ls).extensions["rlthf"].registry.get(pid).state
+    for name in ("drawn_by", "draw_round", "draw_frame", "draw_score", "label_round", "answered_in"):
+        assert np.array_equal(getattr(after, name), getattr(before, name), equal_nan=True), name
+
+
+def test_a_state_file_from_before_control_draws_still_loads_and_trains(trained, tmp_path, fake_ls):
+    app, client, backend, pid = trained
+    pdir = tmp_path / "models" / f"project-{pid}"
+    vdir = pdir / (pdir / "CURRENT").read_text().strip()
+    with np.load(vdir / "arrays.npz") as npz:
+        old = {k: npz[k] for k in npz.files if k not in ("drawn_by", "draw_round", "draw_frame", "draw_score",
+                                                          "label_round", "answered_in")}
+    np.savez(vdir / "arrays.npz", **old)
+    scalars = json.loads((vdir / "state.json").read_text())
+    for key in ("estimates", "estimate_warnings", "estimate_confidence", "draws"):
+        scalars["summary"].pop(key)
+    (vdir / "state.json").write_text(json.dumps(scalars))
+
+    app2 = make_app(tmp_path, fake_ls)
+    client2, backend2 = app2.test_client(), app2.extensions["rlthf"]
+    state = backend2.registry.get(pid).state
+    assert state.model_version == "rlthf-1" and (state.drawn_by == 0).all() and (state.label_round == -1).all()
+    assert client2.post("/predict", json=tasks_payload(fake_ls, pid)).status_code == 200
+    metrics = client2.get("/metrics").get_json()["projects"][str(pid)]
+    assert metrics["estimates"]["ai_accuracy"]["value"] is None and metrics["estimate_warnings"] == []
+    # The next retrain draws the control afresh.
+    state = answer_and_retrain(client2, backend2, fake_ls, pid, [0], gold_of(fake_ls, pid))
+    assert state.model_version == "rlthf-2" and (state.drawn_by[served_queue(state)] > 0).all()
+    assert (state.drawn_by == CONTROL).sum() == 1
+
+
 # ---------------------------------------------------------------------- auth
 def _basic(user: str, password: str) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
