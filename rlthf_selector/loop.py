@@ -318,6 +318,8 @@ class LoopResult:
         the loop iterated on (the whole pool by default); empty without control draws.
     warnings : list of str
         Plain-words warnings from the estimates (:func:`~rlthf_selector.adaptive.estimate_warnings`).
+    draws : DrawLog
+        How and when each pair was drawn for humans.
     """
 
     pairs: PreferencePairs
@@ -329,6 +331,7 @@ class LoopResult:
     reward_model: Any
     estimates: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    draws: DrawLog | None = None
 
     @property
     def human_labels(self) -> int:
@@ -437,5 +440,5 @@ class RLTHF:
         return LoopResult(
             pairs=full, labels=final.labels, label_source=final.label_source, final_step=final,
             records=records, shard=shard, reward_model=self.reward_model, estimates=estimates,
-            warnings=estimate_warnings(estimates) if estimates else [],
+            warnings=estimate_warnings(estimates) if estimates else [], draws=draws,
         )

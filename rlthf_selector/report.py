@@ -212,16 +212,18 @@ def estimates_markdown(records: Sequence[dict]) -> str:
         return ""
     conf = next((e["confidence"] for r in records for e in r["estimates"].values() if e.get("confidence")), 0.9)
     key = ("ai_accuracy", "queue_precision", "control_overturn", "rm_auc", "pool_accuracy", "flip_precision")
-    lines = [f"Live estimates of `rlthf-adaptive` [{100 * conf:.0f}% interval] beside the truth (from gold):", "",
+    lines = [f"Live estimates [{100 * conf:.0f}% interval] beside the truth (from gold), for the strategies whose batches "
+             f"carry control draws:", "",
              "| strategy | budget | seed | AI accuracy (truth) | queue / control overturn | RM AUC (truth) | "
              "pool accuracy (truth) | flips: rings, precision (truth) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    covered: dict[str, list[bool]] = {k: [] for k in key}
+    strategies = list(dict.fromkeys(r["strategy"] for r in records))
+    covered: dict[str, dict[str, list[bool]]] = {s: {k: [] for k in key} for s in strategies}
     for r in records:
         e = r["estimates"]
         for k in key:
             if k in e and e[k].get("covered") is not None:
-                covered[k].append(bool(e[k]["covered"]))
+                covered[r["strategy"]][k].append(bool(e[k]["covered"]))
 
         def with_truth(k: str) -> str:
             if k not in e:
@@ -236,16 +238,18 @@ def estimates_markdown(records: Sequence[dict]) -> str:
         flips = "none" if not flip.get("flips") else f"{flip['flips']} in {rings}: {with_truth('flip_precision')}"
         lines.append(f"| {r['strategy']} | {100 * r['budget']:.0f}% | {r['seed']} | {with_truth('ai_accuracy')} | {qc} | "
                      f"{with_truth('rm_auc')} | {with_truth('pool_accuracy')} | {flips} |")
-    lines += ["", "Truth inside the interval: " + "; ".join(
-        f"{_ESTIMATE_NAMES[k]} {sum(v)}/{len(v)}" for k, v in covered.items() if v) + "."]
-    seen: dict[str, int] = {}
+    for strategy in strategies:
+        lines += ["", f"Truth inside the interval, `{strategy}`: " + "; ".join(
+            f"{_ESTIMATE_NAMES[k]} {sum(v)}/{len(v)}" for k, v in covered[strategy].items() if v) + "."]
+    seen: dict[tuple[str, str], int] = {}
     for r in records:
         for w in r.get("warnings", []):
             gist = min((w.split(sep)[0] for sep in (". ", ": ", "; ")), key=len).rstrip(".")
             gist = re.sub(r"\s*\([^)]*\)", "", gist)  # counts in brackets differ from run to run
-            seen[gist] = seen.get(gist, 0) + 1
-    for gist, count in seen.items():
-        lines += ["", f"**Warning** ({count} of {len(records)} runs): {gist}."]
+            seen[r["strategy"], gist] = seen.get((r["strategy"], gist), 0) + 1
+    runs = {s: sum(r["strategy"] == s for r in records) for s in strategies}
+    for (strategy, gist), count in seen.items():
+        lines += ["", f"**Warning** (`{strategy}`, {count} of {runs[strategy]} runs): {gist}."]
     return "\n".join(lines)
 
 

@@ -144,7 +144,7 @@ class StrategyOutcome:
     flips: int = 0
     flips_correct: int = 0
     asked: np.ndarray | None = None
-    estimates: dict[str, Any] | None = None  # rlthf-adaptive: live estimates beside the truth
+    estimates: dict[str, Any] | None = None  # strategies with control draws: live estimates beside the truth
 
 
 class Simulation:
@@ -233,9 +233,12 @@ class Simulation:
                          selection_config=self.selection_config)
             result = loop.run(pool, GoldAnnotator())
             flips = result.label_source == LabelSource.FLIPPED
+            estimates = None
+            if result.estimates:
+                estimates = {"estimates": loop_estimates_with_truth(result, pool), "warnings": result.warnings}
             return StrategyOutcome(result.labels, result.human_labels, int(flips.sum()),
                                    int((result.labels[flips] == pool.gold_label[flips]).sum()),
-                                   asked=np.flatnonzero(result.pairs.human_label != 0))
+                                   asked=np.flatnonzero(result.pairs.human_label != 0), estimates=estimates)
         raise ValueError(f"unknown strategy {strategy!r}: choose from {', '.join(STRATEGIES)}")
 
     def heldout_accuracy(self, pool: PreferencePairs, labels: np.ndarray, heldout: PreferencePairs, seed: int) -> float:
@@ -336,6 +339,40 @@ def _chose_shorter_score(pool: PreferencePairs) -> np.ndarray:
     len_a = np.array([len(t) for t in pool.response_a], float)
     len_b = np.array([len(t) for t in pool.response_b], float)
     return np.log((len_a + 1) / (len_b + 1)) * pool.ai_label
+
+
+def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, Any]:
+    """The RLTHF loop's live estimates beside their true values from gold, over the shard it iterated on.
+
+    The reward model's ranking changes every iteration, so its AUC has no single true value here (None).
+
+    Returns
+    -------
+    dict of str to dict
+        ``{name: {"value", "lower", "upper", "n", "confidence", "method", "truth", "covered"}}``.
+    """
+    from rlthf_selector.estimates import QUEUE_DRAW
+
+    shard = result.shard
+    gold = pool.gold_label[shard]
+    ai = pool.ai_label[shard]
+    has_ai = ai != 0
+    wrong = (ai != gold) & has_ai
+    queued = (result.draws.drawn_by[shard] == QUEUE_DRAW) & (result.pairs.human_label[shard] != 0) & has_ai
+    truths: dict[str, float | None] = {
+        "ai_accuracy": float((~wrong[has_ai]).mean()),
+        "control_overturn": float(wrong[has_ai].mean()),
+        "queue_precision": float(wrong[queued].mean()) if queued.any() else None,
+        "rm_auc": None,
+        "pool_accuracy": float((result.labels[shard][has_ai] == gold[has_ai]).mean()),
+    }
+    if truths["queue_precision"] is not None:
+        truths["queue_minus_control"] = truths["queue_precision"] - truths["control_overturn"]
+    out = {}
+    for name, est in result.estimates.items():
+        truth = truths.get(name)
+        out[name] = {**est.to_dict(), "truth": truth, "covered": est.contains(truth)}
+    return out
 
 
 def machine_description() -> str:

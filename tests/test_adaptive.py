@@ -346,17 +346,22 @@ def test_simulate_reports_estimates_beside_the_truth(tmp_path):
 
     from rlthf_selector.config import BradleyTerryConfig, CurveConfig, FeaturizerConfig, LoopConfig, SelectionConfig
     from rlthf_selector.report import estimates_markdown
-    from rlthf_selector.simulate import RESULT_FIELDS, Simulation, SimulationData, write_outputs
+    from rlthf_selector.simulate import RESULT_FIELDS, Simulation, SimulationData, heldout_split, write_outputs
     from rlthf_selector.synthetic import make_synthetic_pairs
 
     data = SimulationData(make_synthetic_pairs(400, seed=1), "synthetic", "simulated: built-in biased judge")
     sim = Simulation(data, featurizer_config=FeaturizerConfig(n_features=16, progress=False),
                      rm_config=BradleyTerryConfig(), loop_config=LoopConfig(out_of_fold=2), curve_config=CurveConfig(),
                      selection_config=SelectionConfig(), adaptive_config=replace(AdaptiveConfig(), base_folds=2))
-    output = sim.run(["ai-only", "rlthf-adaptive"], [0.1], [0], log=lambda _: None)
+    output = sim.run(["ai-only", "rlthf", "rlthf-adaptive"], [0.1], [0], log=lambda _: None)
     assert all(set(r) == set(RESULT_FIELDS) for r in output["results"])
-    (record,) = output["estimates"]
+    plain, record = output["estimates"]
     assert (record["strategy"], record["budget"], record["seed"]) == ("rlthf-adaptive", 0.1, 0)
+    # Plain RLTHF's batches carry control draws too: its estimates are reported beside the truth.
+    assert plain["strategy"] == "rlthf" and plain["estimates"]["ai_accuracy"]["truth"] == pytest.approx(
+        float((data.pairs.ai_label == data.pairs.gold_label)[heldout_split(400, fraction=0.2, seed=0)[0]].mean()))
+    rlthf_row = next(r for r in output["results"] if r["strategy"] == "rlthf")
+    assert plain["estimates"]["pool_accuracy"]["truth"] == pytest.approx(rlthf_row["label_accuracy"])
     for name in ("ai_accuracy", "queue_precision", "control_overturn", "rm_auc", "pool_accuracy"):
         est = record["estimates"][name]
         assert {"value", "lower", "upper", "n", "confidence", "truth", "covered"} <= set(est)
@@ -366,7 +371,8 @@ def test_simulate_reports_estimates_beside_the_truth(tmp_path):
     paths = write_outputs(output, json_path=tmp_path / "sim.json", out_dir=tmp_path, command="test")
     assert "estimates" in json.loads(paths["json"].read_text())
     md = paths["markdown"].read_text()
-    assert "Live estimates of `rlthf-adaptive`" in md and "Truth inside the interval" in md
+    assert "Live estimates [90% interval] beside the truth" in md
+    assert "Truth inside the interval, `rlthf`:" in md and "Truth inside the interval, `rlthf-adaptive`:" in md
     assert estimates_markdown([]) == ""
 
 
