@@ -18,6 +18,7 @@ import numpy as np
 from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
 from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW
 from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
+from rlthf_selector.selection import control_slot_count
 
 from ml_backend.state import DRAW_RECORDS, ProjectState, blank_draw_records
 
@@ -182,23 +183,6 @@ class ServedQueue:
     order: np.ndarray
     is_control: np.ndarray
     fresh_control: np.ndarray
-
-
-def _check_share(share: float) -> None:
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"control share must be in [0, 1] (RLTHF_CONTROL_SHARE), got {share}")
-
-
-def control_slot_count(k: int, share: float, rng: np.random.Generator) -> int:
-    """How many of ``k`` queue slots go to control draws: ``share * k`` rounded at random (so short queues keep the
-    share on average), at least one when ``share`` > 0 and ``k`` > 0, at most ``k``."""
-    _check_share(share)
-    expected = share * k
-    whole = math.floor(expected)
-    slots = whole + int(rng.random() < expected - whole)
-    if share > 0 and k > 0:
-        slots = max(slots, 1)
-    return min(slots, k)
 
 
 def serve_with_control(
@@ -411,7 +395,8 @@ def train_state(
     from rlthf_selector.loop import select_step
     from rlthf_selector.selection import Region
 
-    _check_share(control_share)
+    if not 0.0 <= control_share <= 1.0:
+        raise ValueError(f"control share must be in [0, 1] (RLTHF_CONTROL_SHARE), got {control_share}")
     control = parse_label_config(label_config)
     table = build_task_table(tasks, control)
     fp = fingerprint(table, control)

@@ -351,8 +351,8 @@ def chance_warning(rm_auc: Estimate | None) -> str | None:
         verdict = "no better than chance, as far as the human answers so far can tell"
     return (f"The reward model's ranking is {verdict}. Its mistake-ranking AUC on {rm_auc.n} randomly drawn human "
             f"answers is {rm_auc.value:.2f} ({pct} interval {rm_auc.lower:.2f} to {rm_auc.upper:.2f}; 0.5 is a coin "
-            f"toss). Do not spend the human budget on its lowest-gap queue or flip by its curve; the adaptive "
-            f"selection moves the budget to the signals whose answers show they work.")
+            f"toss). Do not spend the human budget on its lowest-gap queue or flip by its curve; adaptive "
+            f"selection (rlthf-adaptive) moves the budget to the signals whose answers show they work.")
 
 
 def estimate_warnings(estimates: dict[str, Estimate]) -> list[str]:

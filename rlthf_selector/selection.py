@@ -207,6 +207,25 @@ def select_pairs(
     return Selection(region=region, human_queue=human_queue, priority=priority, flip_mask=flip_mask)
 
 
+def control_slot_count(k: int, share: float, rng: np.random.Generator) -> int:
+    """How many of ``k`` slots go to control draws: ``share * k`` rounded at random (so short batches keep the
+    share on average), at least one when ``share`` > 0 and ``k`` > 0, at most ``k``.
+
+    Raises
+    ------
+    ValueError
+        ``share`` outside [0, 1].
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"control share must be in [0, 1], got {share}")
+    expected = share * k
+    whole = int(np.floor(expected))
+    slots = whole + int(rng.random() < expected - whole)
+    if share > 0 and k > 0:
+        slots = max(slots, 1)
+    return min(slots, k)
+
+
 def mix_control_draws(
     human_queue: np.ndarray,
     *,
@@ -242,17 +261,11 @@ def mix_control_draws(
     """
     queue = np.asarray(human_queue, dtype=np.int64)
     unlabeled = np.asarray(unlabeled, dtype=bool)
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"control share must be in [0, 1], got {share}")
     if queue.size and not unlabeled[queue].all():
         raise ValueError("the human queue holds a pair that already has a human label")
     k = int(queue.shape[0])
     frame = np.flatnonzero(unlabeled)
-    expected = share * k
-    n_control = int(np.floor(expected)) + int(rng.random() < expected % 1.0)
-    if share > 0 and k > 0:
-        n_control = max(n_control, 1)
-    n_control = min(n_control, k, frame.shape[0])
+    n_control = min(control_slot_count(k, share, rng), frame.shape[0])
     control = rng.choice(frame, size=n_control, replace=False) if n_control else np.zeros(0, np.int64)
     rest = queue[~np.isin(queue, control)][: k - n_control]
     size = n_control + rest.shape[0]

@@ -474,7 +474,7 @@ def test_serve_with_control_catches_up_a_backlog_and_keeps_waiting_draws_first()
     assert np.flatnonzero(served.is_control).tolist() == [0, 1, 2, 3]
     assert served.order[0] == 7 and 7 not in served.fresh_control and len(served.fresh_control) == 3
     assert len(served.order) == 20 and len(set(served.order.tolist())) == 20
-    with pytest.raises(ValueError, match="RLTHF_CONTROL_SHARE"):
+    with pytest.raises(ValueError, match="control share must be in"):
         serve_with_control(queue, length=20, drawable=drawable, waiting_control=np.zeros(0, np.int64), share=1.5,
                            answered=0, answered_control=0, rng=rng)
 
