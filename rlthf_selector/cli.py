@@ -83,6 +83,8 @@ def run_demo(args: argparse.Namespace) -> int:
     summary = {
         "pairs": len(pairs), "ai_accuracy": round(ai_accuracy, 4), "final_accuracy": round(final_accuracy, 4),
         "human_labels": result.human_labels, "seconds": round(time.perf_counter() - started, 1),
+        "live_estimates": {name: est.to_dict() for name, est in result.estimates.items()},
+        "warnings": result.warnings,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print()
@@ -90,6 +92,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     print(f"pool label accuracy: AI judge {100 * ai_accuracy:.1f}% -> RLTHF {100 * final_accuracy:.1f}% "
           f"with {result.human_labels} human labels ({100 * result.human_labels / len(pairs):.1f}%)")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     print(f"wrote {report_path}, {out / 'curve.png'}, {export_path} ({summary['seconds']}s)")
     return 0
 

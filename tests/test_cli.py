@@ -40,3 +40,16 @@ def test_option_help_names_its_default_once(capsys):
     start = out.rindex("--rm-lr RM_LR ")  # the options section, after the usage line
     entry = out[start:out.index("--rm-batch-size", start)]
     assert entry.count("(default: 0.01)") == 1
+
+
+def test_demo_writes_the_report_export_and_live_estimates(tmp_path, capsys):
+    import json
+
+    assert main(["demo", "--out", str(tmp_path), "--n", "400", "--out-of-fold", "2"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["pairs"] == 400 and summary["human_labels"] == 24
+    estimate = summary["live_estimates"]["ai_accuracy"]
+    assert estimate["n"] >= 3 and estimate["lower"] <= estimate["value"] <= estimate["upper"]
+    assert "## Live estimates" in (tmp_path / "report.md").read_text()
+    assert len((tmp_path / "trl_preferences.jsonl").read_text().splitlines()) == 400
+    assert "pool label accuracy: AI judge" in capsys.readouterr().out
