@@ -51,6 +51,7 @@ CONTROL = "control"
 ARM_NAMES = (
     CONTROL,
     "rlthf-queue",
+    "rlthf-flips",
     "rm-lowest-gap",
     "rm-highest-gap",
     "margin",
@@ -71,6 +72,7 @@ def signal_scores(
     amplified_gap: np.ndarray | None = None,
     doubt: np.ndarray | None = None,
     evidence_weight: float = 0.5,
+    flip_doubt: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Each signal arm's score: higher = more likely that the AI label is wrong = asked (and flipped) first.
 
@@ -86,6 +88,9 @@ def signal_scores(
     evidence_weight : float
         Weight of the doubt in ``rlthf-queue``, the ranking plain RLTHF asks by
         (:func:`rlthf_selector.selection.priority_key`: the gap's rank fused with the doubt's).
+    flip_doubt : float
+        ``rlthf-flips`` puts first the pairs plain RLTHF flips on evidence (gap < 0 and doubt >= this,
+        ``SelectionConfig.flip_doubt``), then the rest in ``rlthf-queue`` order.
 
     Returns
     -------
@@ -100,6 +105,9 @@ def signal_scores(
         scores["judge-doubt"] = np.asarray(doubt, dtype=np.float64)
         scores["rlthf-queue"] = -priority_key(oriented, strategy="lowest-gap", judge_doubt=doubt,
                                               evidence_weight=evidence_weight)
+        flips = (oriented < 0) & (np.asarray(doubt, dtype=np.float64) >= flip_doubt)
+        # The queue's scores lie in [-1, 0]: +2 puts every flip candidate ahead of every other pair.
+        scores["rlthf-flips"] = scores["rlthf-queue"] + 2.0 * flips
     if amplified_gap is not None:
         amplified = np.asarray(amplified_gap, dtype=np.float64) * ai
         scores["rm-amplified-lowest-gap"] = -amplified
@@ -430,7 +438,7 @@ class AdaptiveSelector:
             raise ValueError(f"unknown arms {unknown} in AdaptiveConfig.arms: choose from {', '.join(ARM_NAMES)}")
         if not arms:
             raise ValueError("AdaptiveConfig.arms is empty")
-        uses_doubt = ("judge-doubt", "rlthf-queue")
+        uses_doubt = ("judge-doubt", "rlthf-queue", "rlthf-flips")
         self.doubt = judge_doubt(pairs) if any(a in uses_doubt for a in arms) else None
         if self.doubt is None or np.ptp(self.doubt) == 0:
             # No judge evidence, or the same for every pair: the doubt ranks nothing and the queue is the gap alone.
@@ -449,11 +457,18 @@ class AdaptiveSelector:
             raise ValueError(f"base_gap must be {n} finite numbers, got shape {base_gap.shape}")
         self.base_gap = base_gap
         self.base_score = -base_gap * pairs.ai_label  # the RLTHF ranking: lowest oriented gap first
-        self.arms = arms
-        self.signal_arms = [a for a in arms if a != CONTROL]
         # Ring edges as pool ranks: [0, c1), [c1, c2), ..., [c_last, n).
         edges = sorted({min(n, max(1, math.ceil(float(f) * n))) for f in config.band_ladder} | {n})
-        self.edges = [0] + edges
+        self.edges = {arm: [0] + edges for arm in arms}
+        if "rlthf-flips" in arms:
+            # Its first ring is exactly the flip candidates, so the answers drawn from it test RLTHF's flip.
+            n_flips = int(((self.base_score > 0) & (self.doubt >= config.flip_doubt)).sum())
+            if n_flips == 0:
+                arms = [a for a in arms if a != "rlthf-flips"]
+            else:
+                self.edges["rlthf-flips"] = [0, n_flips] + [e for e in edges if e > n_flips]
+        self.arms = arms
+        self.signal_arms = [a for a in arms if a != CONTROL]
         self.level = {a: 0 for a in self.signal_arms}
         self._ranks: dict[str, np.ndarray] = {}
         self._version: dict[str, int] = {}
@@ -479,7 +494,7 @@ class AdaptiveSelector:
     def ring_of(self, arm: str) -> tuple[int, int]:
         """The rank range ``[lo, hi)`` of ``arm``'s current ring."""
         level = self.level[arm]
-        return self.edges[level], self.edges[level + 1]
+        return self.edges[arm][level], self.edges[arm][level + 1]
 
     def _fractions(self, lo: int, hi: int) -> tuple[float, float]:
         return lo / self.n, hi / self.n
@@ -525,7 +540,7 @@ class AdaptiveSelector:
         if stale:
             amplified = self._amplified_gap() if any(a in _AMPLIFIED for a in stale) else None
             scores = signal_scores(self.pairs.ai_label, base_gap=self.base_gap, amplified_gap=amplified,
-                                   evidence_weight=self.config.evidence_weight,
+                                   evidence_weight=self.config.evidence_weight, flip_doubt=self.config.flip_doubt,
                                    doubt=self.doubt)
             for arm in stale:
                 self._ranks[arm] = rank_pool(scores[arm], rng=self.rng)
@@ -735,7 +750,7 @@ class AdaptiveSelector:
                     self.flip_sets.append(FlipSet(arm, self._version[arm], lo, hi, r, (r >= lo) & (r < hi) & ~self.reserved, t))
                     self.reserved |= target
                     confirmed.append(f"{arm} {100 * lo / self.n:g}-{100 * hi / self.n:g}%")
-                    if self.level[arm] + 2 < len(self.edges):
+                    if self.level[arm] + 2 < len(self.edges[arm]):
                         self.level[arm] += 1
                     resolved |= arm in _AMPLIFIED
                 elif precision.upper < 0.5:

@@ -360,20 +360,30 @@ class AdaptiveConfig:
         "pool accuracy on PandaLM at a 6 percent budget and gives narrower intervals).",
     )
     arms: str = _f(
-        "control,rlthf-queue,rm-lowest-gap,rm-highest-gap,margin,judge-doubt,rm-amplified-lowest-gap,"
+        "control,rlthf-queue,rlthf-flips,rm-lowest-gap,rm-highest-gap,margin,judge-doubt,rm-amplified-lowest-gap,"
         "rm-amplified-highest-gap",
         "Comma-separated signals the bandit chooses between. 'rlthf-queue' is the ranking plain RLTHF asks by (the "
-        "reward gap's rank fused with the judge's doubt); it and 'judge-doubt' are used only where pairs.extra holds "
-        "judge evidence (rlthf_selector.evidence), else the queue is 'rm-lowest-gap'; 'control' = uniform draws.",
+        "reward gap's rank fused with the judge's doubt); 'rlthf-flips' asks first, as one ring, the pairs plain RLTHF "
+        "would flip on judge evidence, so their answers test that flip. These two and 'judge-doubt' are used only "
+        "where pairs.extra holds judge evidence (rlthf_selector.evidence), else the queue is 'rm-lowest-gap'; "
+        "'control' = uniform draws.",
     )
     evidence_weight: float = _f(
         0.5, "Weight of the judge's doubt in the 'rlthf-queue' ranking (as SelectionConfig.evidence_weight)."
     )
+    flip_doubt: float = _f(
+        1.0,
+        "The 'rlthf-flips' arm's first ring: the pairs plain RLTHF flips on judge evidence (the reward model "
+        "contradicts the AI label and the judge's doubt is at least this; as SelectionConfig.flip_doubt). Its "
+        "answers, drawn uniformly from them, decide whether the rest are flipped.",
+    )
     first_arm: str = _f(
-        "",
-        "The arm that takes every targeted slot of the first batch (e.g. 'rm-amplified-lowest-gap', RLTHF's own queue), "
-        "so the method is trusted until its answers, beside the control's, show otherwise; empty = Thompson sampling "
-        "from the first batch.",
+        "rlthf-flips",
+        "The arm that takes every targeted slot of the first batch, so the method is trusted until its answers, beside "
+        "the control's, show otherwise. 'rlthf-flips' (default) starts by testing plain RLTHF's evidence flips; on "
+        "PandaLM it lifted the 6 percent budget by about 0.35 points over Thompson sampling from the start (12 seeds). "
+        "Where the arm is not available (no judge evidence) Thompson sampling decides from the first batch, as it does "
+        "when this is empty.",
     )
     band_ladder: list = _f(
         [0.025, 0.05, 0.1, 0.2, 0.4],

@@ -298,6 +298,41 @@ def test_flips_follow_the_evidence():
     assert est.lower is not None and est.lower > 0.5
 
 
+def _with_second_judge(pairs, disagree):
+    second = np.where(disagree, -pairs.ai_label, pairs.ai_label).astype(np.int8)
+    return pairs.replace(extra={"second_judge_label": second})
+
+
+def test_rlthf_flips_arm_tests_rlthfs_evidence_flips_with_its_first_answers():
+    arms = "control,rlthf-flips,rlthf-queue,rm-highest-gap"
+    pairs, gap = make_pool(2000, works, seed=11)
+    wrong = pairs.ai_label != pairs.gold_label
+    # A second judge that catches most mistakes: RLTHF's flip candidates are mostly AI mistakes.
+    rng = np.random.default_rng(0)
+    good = _with_second_judge(pairs, wrong & (rng.random(2000) < 0.8) | (rng.random(2000) < 0.05))
+    selector = AdaptiveSelector(good, base_gap=gap, config=config(seed=0, arms=arms, first_arm="rlthf-flips"))
+    candidates = (gap * good.ai_label < 0) & (judge_doubt(good) >= 1.0)
+    lo, hi = selector.ring_of("rlthf-flips")
+    assert (lo, hi) == (0, int(candidates.sum()))  # its first ring is exactly the candidates
+    plan = selector.plan_batch(40)
+    targeted = plan.index[np.asarray(plan.mechanism) == "rlthf-flips"]
+    assert targeted.size >= 30 and candidates[targeted].all()
+    result = run_adaptive(good, None, GoldAnnotator(), budget=120, base_gap=gap,
+                          config=config(seed=0, arms=arms, first_arm="rlthf-flips"))
+    flipped = result.flip.flip_mask
+    assert flipped.sum() >= 20 and wrong[flipped].mean() > 0.7
+    # An inverted reward model and a second judge that disagrees at random: the candidates are mostly right
+    # labels; their answers say so, and they are not flipped.
+    bad, bad_gap = make_pool(2000, inverted, seed=12)
+    noise = _with_second_judge(bad, np.random.default_rng(1).random(2000) < 0.3)
+    candidates = (bad_gap * noise.ai_label < 0) & (judge_doubt(noise) >= 1.0)
+    assert (noise.ai_label != noise.gold_label)[candidates].mean() < 0.4
+    result = run_adaptive(noise, None, GoldAnnotator(), budget=120, base_gap=bad_gap,
+                          config=config(seed=0, arms=arms, first_arm="rlthf-flips"))
+    assert not any(c["flipped"] for c in result.flip.candidates if c["arm"] == "rlthf-flips")
+    assert result.draws["mechanism"].tolist().count("rlthf-flips") >= 10  # it was asked, and answered no
+
+
 # ----------------------------------------------------------------------------------------------
 # Estimates
 # ----------------------------------------------------------------------------------------------
