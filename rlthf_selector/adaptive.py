@@ -478,6 +478,12 @@ class AdaptiveSelector:
         self.human_label = pairs.human_label.copy()
         self.skipped = np.zeros(n, dtype=bool)
         self.reserved = np.zeros(n, dtype=bool)
+        # The arm (index into signal_arms) whose ring holds each pair, -1 = none. An arm claims the unclaimed pairs
+        # of its ring when it first draws from it, and only it (and the control) may draw them while it holds them:
+        # were another arm to take the likeliest mistakes out of the ring, the pairs left would be poorer than the
+        # uniform answers that decide whether to flip them.
+        self.claimed_by = np.full(n, -1, dtype=np.int64)
+        self._arm_index = {a: i for i, a in enumerate(self.signal_arms)}
         self.flip_sets: list[FlipSet] = []
         # Batch in which each pair got its human label: -1 = before the run, large = never.
         self.label_batch = np.where(self.human_label != 0, -1, np.iinfo(np.int64).max).astype(np.int64)
@@ -490,6 +496,14 @@ class AdaptiveSelector:
     def eligible(self) -> np.ndarray:
         """Pairs that may still be asked: no human label, not skipped. Shape (n,) bool."""
         return (self.human_label == 0) & ~self.skipped
+
+    def claimable(self, arm: str) -> np.ndarray:
+        """Pairs ``arm`` may draw or flip: unclaimed or claimed by it. Shape (n,) bool."""
+        return (self.claimed_by == -1) | (self.claimed_by == self._arm_index[arm])
+
+    def held_by(self, arm: str) -> np.ndarray:
+        """Pairs ``arm`` has claimed. Shape (n,) bool."""
+        return self.claimed_by == self._arm_index[arm]
 
     def ring_of(self, arm: str) -> tuple[int, int]:
         """The rank range ``[lo, hi)`` of ``arm``'s current ring."""
@@ -543,6 +557,8 @@ class AdaptiveSelector:
                                    evidence_weight=self.config.evidence_weight, flip_doubt=self.config.flip_doubt,
                                    doubt=self.doubt)
             for arm in stale:
+                if arm in self._ranks:  # a new ranking: the old ring's pairs are no longer this arm's ring
+                    self.claimed_by[self.held_by(arm)] = -1
                 self._ranks[arm] = rank_pool(scores[arm], rng=self.rng)
                 self._version[arm] = self._version.get(arm, -1) + 1
             if amplified is not None:
@@ -655,7 +671,8 @@ class AdaptiveSelector:
         log = self.draw_log()
         succ, fail = self._posterior_counts(log)
         drawable = eligible & ~self.reserved
-        capacity = np.array([frame if a == CONTROL else int((drawable & (ranks[a] >= self.ring_of(a)[0])).sum())
+        capacity = np.array([frame if a == CONTROL else
+                             int((drawable & self.claimable(a) & (ranks[a] >= self.ring_of(a)[0])).sum())
                              for a in self.arms])
         first_arm = cfg.first_arm
         if first_arm == "rlthf-queue" and first_arm not in self.arms:
@@ -679,20 +696,22 @@ class AdaptiveSelector:
             chosen += pick.tolist()
             mechanism += [CONTROL] * uniform_slots
             rings += [(0, self.n)] * uniform_slots
-        drawn_from: dict[str, tuple[int, int, int]] = {}  # arm -> (lo, hi, drawable pairs in the ring)
+        drawn_from: dict[str, np.ndarray] = {}  # arm -> the pairs its draws were uniform over, shape (n,) bool
         for arm in self.rng.permutation(self.signal_arms):
             k = arm_slots.get(arm, 0)
             if k == 0:
                 continue
             r = ranks[arm]
             lo, hi = self.ring_of(arm)
+            open_to_arm = drawable & self.claimable(arm)
             # A ring with too few drawable pairs left is widened outward, so the draws stay uniform over one range.
-            while hi < self.n and int(((r >= lo) & (r < hi) & drawable & ~taken).sum()) < k:
+            while hi < self.n and int(((r >= lo) & (r < hi) & open_to_arm & ~taken).sum()) < k:
                 hi = min(self.n, max(hi + 1, lo + int((hi - lo) * 1.25)))
-            in_ring = (r >= lo) & (r < hi) & drawable
+            in_ring = (r >= lo) & (r < hi) & open_to_arm
             available = np.flatnonzero(in_ring & ~taken)
             pick = self.rng.choice(available, size=min(k, available.size), replace=False)
-            drawn_from[arm] = (lo, hi, int(in_ring.sum()))
+            self.claimed_by[in_ring & (self.claimed_by == -1)] = self._arm_index[arm]
+            drawn_from[arm] = in_ring
             taken[pick] = True
             chosen += pick.tolist()
             mechanism += [arm] * pick.size
@@ -700,9 +719,8 @@ class AdaptiveSelector:
         index = np.asarray(chosen, dtype=np.int64)
         # Probability that each drawn pair is drawn in this batch, for the inverse-probability weighted AUC.
         inclusion = np.full(index.shape[0], uniform_slots / max(frame, 1), dtype=np.float64)
-        for arm, (lo, hi, drawable_count) in drawn_from.items():
-            r = ranks[arm][index]
-            inclusion += arm_slots[arm] / max(drawable_count, 1) * ((r >= lo) & (r < hi) & drawable[index])
+        for arm, in_ring in drawn_from.items():
+            inclusion += arm_slots[arm] / max(int(in_ring.sum()), 1) * in_ring[index]
         plan = BatchPlan(batch=t, index=index, mechanism=mechanism, ring=np.asarray(rings, dtype=np.int64).reshape(-1, 2),
                          inclusion=np.minimum(inclusion, 1.0), frame=frame, drawable=drawable, ranks=ranks,
                          version=dict(self._version),
@@ -743,11 +761,13 @@ class AdaptiveSelector:
         for arm in self.signal_arms:
             lo, hi = self.ring_of(arm)
             r = self._ranks[arm]
-            target = (r >= lo) & (r < hi) & self.eligible & ~self.reserved
+            mine = self.held_by(arm)
+            target = (r >= lo) & (r < hi) & self.eligible & ~self.reserved & mine
             precision = self.ring_evidence(arm, lo, hi, log=log)
             if precision.n >= cfg.flip_min_evidence and target.any():
                 if precision.lower > 0.5:
-                    self.flip_sets.append(FlipSet(arm, self._version[arm], lo, hi, r, (r >= lo) & (r < hi) & ~self.reserved, t))
+                    self.flip_sets.append(FlipSet(arm, self._version[arm], lo, hi, r,
+                                                  (r >= lo) & (r < hi) & ~self.reserved & mine, t))
                     self.reserved |= target
                     confirmed.append(f"{arm} {100 * lo / self.n:g}-{100 * hi / self.n:g}%")
                     if self.level[arm] + 2 < len(self.edges[arm]):
@@ -755,7 +775,7 @@ class AdaptiveSelector:
                     resolved |= arm in _AMPLIFIED
                 elif precision.upper < 0.5:
                     resolved |= arm in _AMPLIFIED
-            if arm in _AMPLIFIED and not ((r >= lo) & self.eligible & ~self.reserved).any():
+            if arm in _AMPLIFIED and not ((r >= lo) & self.eligible & ~self.reserved & self.claimable(arm)).any():
                 resolved = True
         # Refit the amplified model on the new answers once a ring of it is settled, or after a few batches.
         if resolved or len(self.plans) - self._amplified_since >= cfg.amplified_refit:
@@ -802,7 +822,8 @@ class AdaptiveSelector:
         for arm in self.signal_arms:
             lo, hi = self.ring_of(arm)
             r = self._ranks[arm]
-            raw.append((arm, self._version[arm], lo, hi, r, (r >= lo) & (r < hi) & ~self.reserved & eligible_now, None))
+            raw.append((arm, self._version[arm], lo, hi, r,
+                        (r >= lo) & (r < hi) & ~self.reserved & eligible_now & self.held_by(arm), None))
         candidates: list[dict[str, Any]] = []
         for arm, version, lo, hi, ranks, target, batch in raw:
             m = self.ring_evidence(arm, lo, hi, ranks=ranks, version=version, log=log).n

@@ -333,6 +333,25 @@ def test_rlthf_flips_arm_tests_rlthfs_evidence_flips_with_its_first_answers():
     assert result.draws["mechanism"].tolist().count("rlthf-flips") >= 10  # it was asked, and answered no
 
 
+def test_a_ring_is_drawn_only_by_its_arm_while_it_holds_it():
+    # Overlapping rings: another arm taking the likeliest mistakes out of a ring would leave its remaining pairs
+    # poorer than the uniform answers that decide whether to flip them.
+    pairs, gap = make_pool(1000, works, seed=13)
+    selector = AdaptiveSelector(pairs, base_gap=gap, config=config(seed=0, arms="control,rm-lowest-gap,margin"))
+    for size in (60, 60, 60):
+        plan = selector.plan_batch(size)
+        mechanism = np.asarray(plan.mechanism)
+        for arm in ("rm-lowest-gap", "margin"):
+            drawn = plan.index[mechanism == arm]
+            assert selector.held_by(arm)[drawn].all()  # every draw of an arm is from pairs it holds
+        selector.record_answers(plan, pairs.gold_label[plan.index])
+    held = [selector.held_by(a) for a in ("rm-lowest-gap", "margin")]
+    assert held[0].any() and held[1].any() and not (held[0] & held[1]).any()
+    # Flip targets are the holder's pairs only.
+    for c in selector.flip_decision().candidates:
+        assert c["flippable"] <= int(selector.held_by(c["arm"]).sum())
+
+
 # ----------------------------------------------------------------------------------------------
 # Estimates
 # ----------------------------------------------------------------------------------------------
