@@ -8,15 +8,16 @@ the ranking on trust:
    With the answers on the targeted pairs, it gives unbiased live estimates, with intervals, of the AI's accuracy,
    the queue's precision against the control's, the reward model's mistake-ranking AUC and the exported pool's
    accuracy (:meth:`AdaptiveSelector.estimates`).
-2. **A bandit over signals.** Each signal (the reward model's lowest gaps, the same ranking reversed, margin, the
-   judge's own doubt, a reward model retrained with the human answers amplified, in both directions, and the
-   control) is an arm. An arm's ranking is cut into rings (top 2.5%, next 2.5%, 5%, 10%, 20%, the rest); it asks
-   pairs drawn uniformly from its current ring, so its answers measure that ring. Thompson sampling on Beta
+2. **A bandit over signals.** Each signal (RLTHF's own queue, the pairs RLTHF would flip on judge evidence, the
+   reward model's lowest gaps, the same ranking reversed, margin, the judge's own doubt, a reward model retrained
+   with the human answers amplified, in both directions, and the control) is an arm. An arm's ranking is cut into rings (top 2.5%, next 2.5%, 5%, 10%, 20%, the rest); it asks
+   pairs drawn uniformly from its current ring, so its answers measure that ring; while it does, it holds the
+   ring's pairs and no other arm draws them, so nothing but uniform draws thins the ring. Thompson sampling on Beta
    posteriors of "the human overturns the AI" (centred on the control's rate) shares each batch between the arms,
    re-checked after every batch, so the budget moves away from a signal whose answers show it does not work.
 3. **Flips only with evidence.** A ring whose uniformly drawn answers put the lower bound of the flip precision's
    interval above 0.5 is frozen and kept from further targeted draws, and its arm moves on to the next ring. At
-   the end, the frozen sets (and current rings) whose lower bounds, Bonferroni-corrected over all candidates, are
+   the end, the frozen sets (and current rings) whose lower bounds, Holm-corrected over all candidates, are
    still above 0.5 are flipped. The curve's geometry decides nothing.
 
 :class:`AdaptiveSelector` plans one batch at a time and takes the answers back (what a labeling backend needs);
