@@ -68,7 +68,9 @@ def test_prelabel_1000_pairs_16_concurrent_with_failures_and_a_killed_run(tmp_pa
     pairs.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
     out = tmp_path / "labeled.jsonl"
     cache = tmp_path / "answers.cache.jsonl"
-    policy = PairPolicy(fault_every=FAULTS, modulus=100, retry_after=0.05, slow_s=1.0, latency=0.01)
+    # The client's timeout (2 s) must sit well above an ordinary reply even on a loaded machine, or a slow "ok"
+    # is retried and counted twice; the scripted slow replies (3 s) stay beyond it.
+    policy = PairPolicy(fault_every=FAULTS, modulus=100, retry_after=0.05, slow_s=3.0, latency=0.01)
     monkeypatch.setenv(KEY_ENV, KEY)
 
     with ScriptedChatServer(policy, lifetime=180) as server:
@@ -86,7 +88,7 @@ def test_prelabel_1000_pairs_16_concurrent_with_failures_and_a_killed_run(tmp_pa
             "--concurrency",
             "16",
             "--timeout",
-            "0.5",
+            "2.0",
             "--max-retries",
             "3",
             "--backoff-base",
