@@ -381,7 +381,7 @@ class AdaptiveConfig:
         "rlthf-flips",
         "The arm that takes every targeted slot of the first batch, so the method is trusted until its answers, beside "
         "the control's, show otherwise. 'rlthf-flips' (default) starts by testing plain RLTHF's evidence flips; on "
-        "PandaLM it lifted the 6 percent budget by about 0.35 points over Thompson sampling from the start (12 seeds). "
+        "PandaLM it lifted the 6 percent budget by 0.2-0.35 points over Thompson sampling from the start (12 seeds). "
         "Where the arm is not available (no judge evidence) Thompson sampling decides from the first batch, as it does "
         "when this is empty.",
     )
