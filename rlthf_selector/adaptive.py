@@ -29,23 +29,26 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
 from rlthf_selector.config import AdaptiveConfig
 from rlthf_selector.estimates import (
+    CONTROL_DRAW,
+    NOT_DRAWN,
+    QUEUE_DRAW,
     Estimate,
     auc_estimate,
     combine_totals,
     control_total_estimate,
-    newcombe_difference,
+    live_estimates,
     proportion_estimate,
-    proportion_interval,
 )
 from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.pairs import PreferencePairs
+from rlthf_selector.selection import control_slot_count, evidence_flip_candidates, priority_key, resolve_labels
 
 CONTROL = "control"
 #: Every arm this module knows, in display order.
@@ -101,12 +104,10 @@ def signal_scores(
     oriented = np.asarray(base_gap, dtype=np.float64) * ai
     scores = {"rm-lowest-gap": -oriented, "rm-highest-gap": oriented.copy(), "margin": -np.abs(oriented)}
     if doubt is not None:
-        from rlthf_selector.selection import priority_key
-
         scores["judge-doubt"] = np.asarray(doubt, dtype=np.float64)
         scores["rlthf-queue"] = -priority_key(oriented, strategy="lowest-gap", judge_doubt=doubt,
                                               evidence_weight=evidence_weight)
-        flips = (oriented < 0) & (np.asarray(doubt, dtype=np.float64) >= flip_doubt)
+        flips = evidence_flip_candidates(oriented, doubt, flip_doubt=flip_doubt)
         # The queue's scores lie in [-1, 0]: +2 puts every flip candidate ahead of every other pair.
         scores["rlthf-flips"] = scores["rlthf-queue"] + 2.0 * flips
     if amplified_gap is not None:
@@ -463,7 +464,7 @@ class AdaptiveSelector:
         self.edges = {arm: [0] + edges for arm in arms}
         if "rlthf-flips" in arms:
             # Its first ring is exactly the flip candidates, so the answers drawn from it test RLTHF's flip.
-            n_flips = int(((self.base_score > 0) & (self.doubt >= config.flip_doubt)).sum())
+            n_flips = int(evidence_flip_candidates(-self.base_score, self.doubt, flip_doubt=config.flip_doubt).sum())
             if n_flips == 0:
                 arms = [a for a in arms if a != "rlthf-flips"]
             else:
@@ -666,8 +667,8 @@ class AdaptiveSelector:
         frame = int(eligible.sum())
         size = int(min(max(size, 0), frame))
         ranks = self.rankings()
-        expected_control = cfg.control_share * size
-        control_slots = min(size, int(math.floor(expected_control) + (self.rng.random() < expected_control % 1.0)))
+        # The bandit's 'control' arm can add uniform draws, so a batch need not hold one by this share alone.
+        control_slots = control_slot_count(size, cfg.control_share, self.rng, at_least_one=False)
 
         log = self.draw_log()
         succ, fail = self._posterior_counts(log)
@@ -881,17 +882,22 @@ class AdaptiveSelector:
 
     # -- estimates -----------------------------------------------------------------------------
     def _rate_estimates(self, log: dict[str, np.ndarray]) -> dict[str, Estimate]:
+        """The estimates every batch carries, from :func:`~rlthf_selector.estimates.live_estimates` on the draw log:
+        ``ai_accuracy``, ``control_overturn``, ``queue_precision`` (every targeted arm together),
+        ``queue_minus_control`` and ``rm_auc`` (the base ranking on the control draws)."""
         cfg = self.config
-        conf, method = cfg.confidence, cfg.interval
-        uniform = log["mechanism"] == CONTROL
-        agree = (self.human_label == self.pairs.ai_label) & (self.human_label != 0)
-        # The AI's correct labels in the pool: the known ones labelled before the draw's batch + frame * outcome.
-        offsets = np.array([float((agree & (self.label_batch < t)).sum()) for t in log["batch"][uniform]])
-        total = control_total_estimate(~log["overturn"][uniform], log["frame"][uniform], offsets,
-                                       confidence=conf, method=method)
-        control = proportion_estimate(int(log["overturn"][uniform].sum()), int(uniform.sum()), confidence=conf, method=method)
-        queue = proportion_estimate(int(log["overturn"][~uniform].sum()), int((~uniform).sum()), confidence=conf, method=method)
-        return {"ai_accuracy": _scaled(total, 1.0 / self.n), "queue_precision": queue, "control_overturn": control}
+        drawn_by = np.full(self.n, NOT_DRAWN, dtype=np.int64)
+        draw_round = np.zeros(self.n, dtype=np.int64)
+        frame = np.zeros(self.n, dtype=np.int64)
+        index = log["index"]  # each pair is asked at most once, so these are distinct
+        drawn_by[index] = np.where(log["mechanism"] == CONTROL, CONTROL_DRAW, QUEUE_DRAW)
+        draw_round[index] = log["batch"]
+        frame[index] = log["frame"]
+        live = live_estimates(ai_label=self.pairs.ai_label, human_label=self.human_label, drawn_by=drawn_by,
+                              draw_round=draw_round, label_round=self.label_batch, frame=frame,
+                              mistake_score=self.base_score, confidence=cfg.confidence, method=cfg.interval)
+        keep = ("ai_accuracy", "control_overturn", "queue_precision", "queue_minus_control", "rm_auc")
+        return {name: live[name] for name in keep}
 
     def estimates(self, flip: FlipDecision | None = None) -> dict[str, Estimate]:
         """The live estimates with intervals at ``config.confidence``.
@@ -910,16 +916,11 @@ class AdaptiveSelector:
         log = self.draw_log()
         flip = self.flip_decision() if flip is None else flip
         out = self._rate_estimates(log)
-        uniform = log["mechanism"] == CONTROL
-        out["queue_minus_control"] = newcombe_difference(
-            int(log["overturn"][~uniform].sum()), int((~uniform).sum()),
-            int(log["overturn"][uniform].sum()), int(uniform.sum()), confidence=conf)
         for arm in self.arms:
             use = log["mechanism"] == arm
             out[f"precision:{arm}"] = proportion_estimate(int(log["overturn"][use].sum()), int(use.sum()),
                                                           confidence=conf, method=method)
         score = self.base_score[log["index"]]
-        out["rm_auc"] = auc_estimate(score[uniform], log["overturn"][uniform], confidence=conf, method="hanley-mcneil")
         out["rm_auc_weighted"] = auc_estimate(score, log["overturn"], sample_weight=1.0 / np.maximum(log["inclusion"], 1e-12),
                                               confidence=conf, method=cfg.auc_interval, n_boot=cfg.auc_bootstrap,
                                               seed=cfg.seed)
@@ -947,8 +948,6 @@ class AdaptiveSelector:
     # -- result --------------------------------------------------------------------------------
     def result(self) -> AdaptiveResult:
         """Final labels (human > flipped > AI), the flip decision, the estimates and the warnings."""
-        from rlthf_selector.selection import resolve_labels
-
         flip = self.flip_decision()
         labels, source = resolve_labels(self.pairs.ai_label, self.human_label, flip_mask=flip.flip_mask)
         estimates = self.estimates(flip)
@@ -982,12 +981,6 @@ def _tail_above_half(k: int, n: int) -> float:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f}%"
-
-
-def _scaled(est: Estimate, factor: float) -> Estimate:
-    if est.value is None:
-        return est
-    return replace(est, value=est.value * factor, lower=est.lower * factor, upper=est.upper * factor)
 
 
 def _check_config(config: AdaptiveConfig) -> None:
@@ -1072,42 +1065,6 @@ def run_adaptive(
     return selector.result()
 
 
-def estimates_with_truth(result: AdaptiveResult, pairs: PreferencePairs) -> dict[str, Any]:
-    """Each live estimate beside its true value from ``pairs.gold_label`` (simulations only).
-
-    Returns
-    -------
-    dict of str to dict
-        ``{name: {"value", "lower", "upper", "n", "confidence", "method", "truth", "covered"}}``.
-    """
-    from rlthf_selector.simulate import mistake_ranking_auc
-
-    gold = pairs.gold_label
-    if (gold == 0).any():
-        raise ValueError("every pair needs a gold label to compare estimates with the truth")
-    wrong = pairs.ai_label != gold
-    index, mechanism = result.draws["index"], result.draws["mechanism"]
-    queued = index[mechanism != CONTROL]
-    truths: dict[str, float | None] = {
-        "ai_accuracy": float((~wrong).mean()),
-        "control_overturn": float(wrong.mean()),
-        "queue_precision": float(wrong[queued].mean()) if queued.size else None,
-        "rm_auc": mistake_ranking_auc(-result.base_score, wrong),
-        "pool_accuracy": float((result.labels == gold).mean()),
-        "flip_precision": float(wrong[result.flip.flip_mask].mean()) if result.flip.flip_mask.any() else None,
-    }
-    truths["rm_auc_weighted"] = truths["rm_auc"]
-    if queued.size:
-        truths["queue_minus_control"] = truths["queue_precision"] - truths["control_overturn"]
-    for arm in set(mechanism.tolist()):
-        truths[f"precision:{arm}"] = float(wrong[index[mechanism == arm]].mean())
-    out = {}
-    for name, est in result.estimates.items():
-        truth = truths.get(name)
-        out[name] = {**est.to_dict(), "truth": truth, "covered": est.contains(truth)}
-    return out
-
-
 __all__ = [
     "ARM_NAMES",
     "AdaptiveResult",
@@ -1119,7 +1076,6 @@ __all__ = [
     "batch_sizes",
     "chance_warning",
     "estimate_warnings",
-    "estimates_with_truth",
     "rank_pool",
     "run_adaptive",
     "signal_scores",

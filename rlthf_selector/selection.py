@@ -193,8 +193,7 @@ def select_pairs(
     if config.auto_flip:
         flip_mask = region == Region.FLIP
         if judge_doubt is not None and config.flip_doubt <= 1.0:
-            # Two signals that the AI is wrong: the reward model contradicts its label and the judge doubts it.
-            flip_mask |= (gap < 0) & (np.asarray(judge_doubt, dtype=np.float64) >= config.flip_doubt)
+            flip_mask |= evidence_flip_candidates(gap, judge_doubt, flip_doubt=config.flip_doubt)
         flip_mask &= ~labelled
         tier[flip_mask] = 2
     ranking = np.lexsort((key, tier))
@@ -207,9 +206,24 @@ def select_pairs(
     return Selection(region=region, human_queue=human_queue, priority=priority, flip_mask=flip_mask)
 
 
-def control_slot_count(k: int, share: float, rng: np.random.Generator) -> int:
+def evidence_flip_candidates(oriented_gap: np.ndarray, judge_doubt: np.ndarray, *, flip_doubt: float) -> np.ndarray:
+    """The pairs RLTHF flips on evidence: two signals that the AI is wrong, the reward model contradicting its label
+    (oriented gap < 0) and the judge doubting it at least ``flip_doubt``.
+
+    Parameters
+    ----------
+    oriented_gap, judge_doubt : ndarray of float, shape (n,)
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    return (np.asarray(oriented_gap) < 0) & (np.asarray(judge_doubt, dtype=np.float64) >= flip_doubt)
+
+
+def control_slot_count(k: int, share: float, rng: np.random.Generator, *, at_least_one: bool = True) -> int:
     """How many of ``k`` slots go to control draws: ``share * k`` rounded at random (so short batches keep the
-    share on average), at least one when ``share`` > 0 and ``k`` > 0, at most ``k``.
+    share on average), at least one when ``at_least_one``, ``share`` > 0 and ``k`` > 0, at most ``k``.
 
     Raises
     ------
@@ -221,7 +235,7 @@ def control_slot_count(k: int, share: float, rng: np.random.Generator) -> int:
     expected = share * k
     whole = int(np.floor(expected))
     slots = whole + int(rng.random() < expected - whole)
-    if share > 0 and k > 0:
+    if at_least_one and share > 0 and k > 0:
         slots = max(slots, 1)
     return min(slots, k)
 

@@ -214,7 +214,7 @@ class Simulation:
             rest = rest[np.argsort(self_confidence[rest], kind="stable")]
             return self._ask(pool, np.concatenate([issues, rest])[:budget].astype(np.int64))
         if strategy == "rlthf-adaptive":
-            from rlthf_selector.adaptive import estimates_with_truth, run_adaptive
+            from rlthf_selector.adaptive import run_adaptive
 
             config = replace(self.adaptive_config, seed=seed)
             result = run_adaptive(pool, self.reward_model(seed), GoldAnnotator(), budget=budget, config=config,
@@ -222,7 +222,7 @@ class Simulation:
             flips = result.label_source == LabelSource.FLIPPED
             return StrategyOutcome(result.labels, result.human_labels, int(flips.sum()),
                                    int((result.labels[flips] == pool.gold_label[flips]).sum()), asked=result.asked,
-                                   estimates={"estimates": estimates_with_truth(result, pool),
+                                   estimates={"estimates": adaptive_estimates_with_truth(result, pool),
                                               "flip": result.flip.to_dict(), "warnings": result.warnings})
         if strategy in ("rlthf", "rlthf-one-shot", "self-improve"):
             loop_config = replace(
@@ -344,12 +344,8 @@ def _chose_shorter_score(pool: PreferencePairs) -> np.ndarray:
 def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, Any]:
     """The RLTHF loop's live estimates beside their true values from gold, over the shard it iterated on.
 
-    The reward model's ranking changes every iteration, so its AUC has no single true value here (None).
-
-    Returns
-    -------
-    dict of str to dict
-        ``{name: {"value", "lower", "upper", "n", "confidence", "method", "truth", "covered"}}``.
+    The reward model's ranking changes every iteration, so its AUC has no single true value here (None). See
+    :func:`beside_truth`.
     """
     from rlthf_selector.estimates import QUEUE_DRAW
 
@@ -368,8 +364,47 @@ def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, A
     }
     if truths["queue_precision"] is not None:
         truths["queue_minus_control"] = truths["queue_precision"] - truths["control_overturn"]
+    return beside_truth(result.estimates, truths)
+
+
+def adaptive_estimates_with_truth(result: Any, pairs: PreferencePairs) -> dict[str, Any]:
+    """An :class:`~rlthf_selector.adaptive.AdaptiveResult`'s live estimates beside their true values from
+    ``pairs.gold_label`` (see :func:`beside_truth`)."""
+    from rlthf_selector.adaptive import CONTROL
+
+    gold = pairs.gold_label
+    if (gold == 0).any():
+        raise ValueError("every pair needs a gold label to compare estimates with the truth")
+    wrong = pairs.ai_label != gold
+    index, mechanism = result.draws["index"], result.draws["mechanism"]
+    queued = index[mechanism != CONTROL]
+    truths: dict[str, float | None] = {
+        "ai_accuracy": float((~wrong).mean()),
+        "control_overturn": float(wrong.mean()),
+        "queue_precision": float(wrong[queued].mean()) if queued.size else None,
+        "rm_auc": mistake_ranking_auc(-result.base_score, wrong),
+        "pool_accuracy": float((result.labels == gold).mean()),
+        "flip_precision": float(wrong[result.flip.flip_mask].mean()) if result.flip.flip_mask.any() else None,
+    }
+    truths["rm_auc_weighted"] = truths["rm_auc"]
+    if queued.size:
+        truths["queue_minus_control"] = truths["queue_precision"] - truths["control_overturn"]
+    for arm in set(mechanism.tolist()):
+        truths[f"precision:{arm}"] = float(wrong[index[mechanism == arm]].mean())
+    return beside_truth(result.estimates, truths)
+
+
+def beside_truth(estimates: dict[str, Any], truths: dict[str, float | None]) -> dict[str, Any]:
+    """Each estimate as a dict with its true value and whether its interval holds it.
+
+    Returns
+    -------
+    dict of str to dict
+        ``{name: {"value", "lower", "upper", "n", "confidence", "method", "truth", "covered"}}``; ``truth`` and
+        ``covered`` are None where no true value is known.
+    """
     out = {}
-    for name, est in result.estimates.items():
+    for name, est in estimates.items():
         truth = truths.get(name)
         out[name] = {**est.to_dict(), "truth": truth, "covered": est.contains(truth)}
     return out

@@ -14,7 +14,6 @@ from rlthf_selector.adaptive import (
     AdaptiveSelector,
     batch_sizes,
     chance_warning,
-    estimates_with_truth,
     rank_pool,
     run_adaptive,
     signal_scores,
@@ -25,6 +24,7 @@ from rlthf_selector.estimates import Estimate
 from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.loop import Annotator, GoldAnnotator
 from rlthf_selector.pairs import LabelSource, PreferencePairs
+from rlthf_selector.simulate import adaptive_estimates_with_truth
 
 STATIC_ARMS = "control,rm-lowest-gap,rm-highest-gap,margin"
 
@@ -361,7 +361,7 @@ def test_estimates_cover_the_truth():
     for seed in range(12):
         result = run_adaptive(pairs, None, GoldAnnotator(), budget=150, base_gap=gap,
                               config=config(seed=seed, control_share=0.2))
-        table = estimates_with_truth(result, pairs)
+        table = adaptive_estimates_with_truth(result, pairs)
         for name in covered:
             covered[name].append(table[name]["covered"])
         assert table["queue_precision"]["value"] == pytest.approx(table["queue_precision"]["truth"])
@@ -436,7 +436,7 @@ def test_live_estimates_markdown_shows_values_truth_and_warnings():
     pairs, gap = make_pool(1500, inverted, seed=11)
     result = run_adaptive(pairs, None, GoldAnnotator(), budget=200, base_gap=gap,
                           config=config(seed=0, control_share=0.3))
-    truth = {k: v["truth"] for k, v in estimates_with_truth(result, pairs).items()}
+    truth = {k: v["truth"] for k, v in adaptive_estimates_with_truth(result, pairs).items()}
     md = live_estimates_markdown(result.estimates, warnings=result.warnings, truth=truth)
     assert "| AI accuracy |" in md and "90% interval" in md and f"{truth['ai_accuracy']:.3f}" in md
     assert "**Warning:** The reward model's ranking is" in md
