@@ -79,16 +79,6 @@ class BackendProcess:
                 self.kill9()
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def run(
     *, ls_url: str, ls_token: str, pairs: int = 500, clients: int = 32, duration: float = 60.0, storm: int = 1000,
     storm_seconds: float = 10.0, storm_annotations: int = 60, down_annotations: int = 10, seed: int = 0,
@@ -101,7 +91,7 @@ def run(
 
     from ml_backend.cli import setup_project
     from ml_backend.label_studio_client import LabelStudioClient
-    from ml_backend.ls_server import free_port
+    from ml_backend.ls_server import free_port, wait_until
 
     rng = random.Random(seed)
     client = LabelStudioClient(ls_url, ls_token, retries=2)
@@ -136,7 +126,8 @@ def run(
         setup = setup_project(client, data.replace(gold_label=None), backend_url=backend.url, title=f"rlthf-load-{uuid.uuid4().hex[:8]}",
                               basic_auth_user=user, basic_auth_pass=password)
         pid = setup["project_id"]
-        _wait(lambda: client.get_project(pid).get("model_version") == "rlthf-1", 180, "first training")
+        wait_until(lambda: client.get_project(pid).get("model_version") == "rlthf-1", timeout=180, what="first training",
+                   interval=0.2)
         tasks = client.list_tasks(pid)
         task_data = {t["id"]: t["data"] for t in tasks}
         task_ids = sorted(task_data)
@@ -222,7 +213,7 @@ def run(
         for th in senders:
             th.join(storm_seconds + 120)
         storm_wall = time.monotonic() - t_start
-        _wait(idle, 300, "the storm's retrains")
+        wait_until(idle, timeout=300, what="the storm's retrains", interval=0.2)
         after = metrics()
         truth = _human_labels(client, pid, control)
         backend_labels = _backend_labels(requests, backend.url, auth, pid, task_data)
@@ -240,7 +231,7 @@ def run(
         annotations_before = {t["id"]: [a["result"] for a in t["annotations"]] for t in client.list_tasks(pid) if t["annotations"]}
         version_before = metrics()["projects"][str(pid)]["model_version"]
         requests.post(f"{backend.url}/webhook", json={"action": "START_TRAINING", "project": {"id": pid}}, auth=auth, timeout=10)
-        _wait(lambda: metrics()["worker"]["running"] == pid, 30, "a training to start", interval=0.02)
+        wait_until(lambda: metrics()["worker"]["running"] == pid, timeout=30, what="a training to start", interval=0.02)
         backend.kill9()
         remaining = [t for t in task_ids if t not in truth]
         for tid in rng.sample(remaining, down_annotations):
@@ -249,7 +240,7 @@ def run(
         r = requests.post(f"{backend.url}/predict", auth=auth, timeout=30,
                           json={"project": pid, "tasks": [{"id": t, "data": task_data[t]} for t in task_ids[:10]]})
         serving_after_restart = r.json().get("model_version") if r.status_code == 200 else f"HTTP {r.status_code}"
-        _wait(idle, 300, "the catch-up retrain")
+        wait_until(idle, timeout=300, what="the catch-up retrain", interval=0.2)
         truth = _human_labels(client, pid, control)
         backend_labels = _backend_labels(requests, backend.url, auth, pid, task_data)
         lost = sorted(t for t, lab in truth.items() if backend_labels.get(t) != ("human", lab))

@@ -124,6 +124,23 @@ def label_studio_env(
     return env
 
 
+def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.1):
+    """Call ``predicate`` every ``interval`` seconds until it returns something truthy, and return that.
+
+    Raises
+    ------
+    TimeoutError
+        After ``timeout`` seconds, naming ``what`` was awaited.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
 def wait_healthy(url: str, *, timeout: float, process: subprocess.Popen | None = None, log_path: Path | None = None) -> None:
     """Poll ``url/health`` until it answers 200; raise :class:`LabelStudioStartError` on timeout or exit."""
     deadline = time.monotonic() + timeout

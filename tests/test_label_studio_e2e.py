@@ -16,20 +16,12 @@ import uuid
 
 import pytest
 
+from ml_backend.ls_server import wait_until
+
 pytestmark = [pytest.mark.label_studio, pytest.mark.slow]
 
 N_PAIRS = 200
 USER, PASSWORD = "rlthf-backend", "e2e-basic-pass"
-
-
-def _wait(predicate, *, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture
@@ -89,7 +81,7 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
         assert all(p["model_version"] == "rlthf-0" for t in tasks for p in t["predictions"])
 
         # -- Label Studio called /setup (with basic auth): the first training runs in the background
-        _wait(lambda: client.get_project(pid).get("model_version") == "rlthf-1" and worker.wait_idle(0.1),
+        wait_until(lambda: client.get_project(pid).get("model_version") == "rlthf-1" and worker.wait_idle(0.1),
               timeout=90, what="the first training's write-back (model version rlthf-1)")
         timings["first_training_s"] = round(time.perf_counter() - started - timings["setup_s"], 2)
         project = client.get_project(pid)
@@ -122,7 +114,7 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
         assert served == [q[1] for q in queue[:3]]
 
         # -- the webhooks trigger one background retrain (after 5 s of quiet); the model version advances
-        _wait(lambda: client.get_project(pid).get("model_version") == "rlthf-2", timeout=60, what="retrain to rlthf-2")
+        wait_until(lambda: client.get_project(pid).get("model_version") == "rlthf-2", timeout=60, what="retrain to rlthf-2")
         timings["annotation_to_new_version_s"] = round(time.perf_counter() - last_annotation, 2)
         assert worker.wait_idle(60)
         state = backend["backend"].registry.get(pid).state
@@ -142,7 +134,7 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
         ai = 1 if task["data"]["ai_label"] == "a" else -1
         client.create_annotation(task["id"], control.result(ai))
         human_choice[task["id"]] = ai
-        _wait(lambda: client.get_project(pid).get("model_version") == "rlthf-3", timeout=60, what="retrain to rlthf-3")
+        wait_until(lambda: client.get_project(pid).get("model_version") == "rlthf-3", timeout=60, what="retrain to rlthf-3")
         assert worker.wait_idle(60)
         after = {t["id"]: t["annotations"] for t in client.list_tasks(pid) if t["annotations"]}
         for tid, anns in annotations_before.items():  # human annotations are never touched
