@@ -407,11 +407,9 @@ def train_state(
         return TrainOutcome("waiting", previous, table, "the project has no tasks that fit the config")
     prev_region = None
     if previous.trained:
-        prev_region = np.full(n, int(Region.TRUSTED), dtype=np.int8)
-        for i, tid in enumerate(table.task_ids):
-            j = previous.position(int(tid))
-            if j is not None:
-                prev_region[i] = previous.region[j]
+        # Tasks new since the last training count as trusted.
+        pos = carried_positions(previous.task_ids, table.task_ids)
+        prev_region = np.where(pos >= 0, previous.region[pos], int(Region.TRUSTED)).astype(np.int8)
     cap = max(int(round(budget * n)) if budget < 1 else int(budget), 1)
     human = table.pairs.human_label
     ai = table.pairs.ai_label
