@@ -366,23 +366,6 @@ def combine_totals(parts: Sequence[tuple[Estimate, float]], *, constant: float =
 NOT_DRAWN, QUEUE_DRAW, CONTROL_DRAW = 0, 1, 2
 
 
-def _check_pool_vector(x: Any, n: int, name: str, dtype: Any) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) like ai_label, got {arr.shape}")
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ValueError(f"{name} must hold numbers, got dtype {arr.dtype}")
-    if dtype is np.int64 and np.issubdtype(arr.dtype, np.floating):
-        _first_bad(~np.isfinite(arr) | (arr != np.round(arr)), f"{name} must hold whole numbers")
-    return arr.astype(dtype)
-
-
-def _first_bad(bad: np.ndarray, what: str) -> None:
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{what}: {int(bad.sum())} pair(s), the first at position {i}")
-
-
 def live_estimates(
     *,
     ai_label: Any,
@@ -463,7 +446,7 @@ def live_estimates(
         Arrays of different shapes, a pair without an AI label, codes outside the ones above, an answer given before
         its draw, an answered control draw without a frame or a finite score, or ``n_flipped`` out of range.
     """
-    from rlthf_selector.validation import check_label_vector
+    from rlthf_selector.validation import check_label_vector, check_number_vector, raise_if_any
 
     ai_arr = np.asarray(ai_label)
     if ai_arr.ndim != 1 or ai_arr.shape[0] == 0:
@@ -471,13 +454,13 @@ def live_estimates(
     n = int(ai_arr.shape[0])
     ai = check_label_vector(ai_arr, n, "ai_label", allow_unknown=False)
     human = check_label_vector(human_label, n, "human_label")
-    group = _check_pool_vector(drawn_by, n, "drawn_by", np.int64)
-    _first_bad(~np.isin(group, (NOT_DRAWN, QUEUE_DRAW, CONTROL_DRAW)),
+    group = check_number_vector(drawn_by, n, "drawn_by", np.int64)
+    raise_if_any(~np.isin(group, (NOT_DRAWN, QUEUE_DRAW, CONTROL_DRAW)),
                f"drawn_by must be {NOT_DRAWN} (not drawn), {QUEUE_DRAW} (queue) or {CONTROL_DRAW} (control)")
-    drawn_in = _check_pool_vector(draw_round, n, "draw_round", np.int64)
-    answered_in = _check_pool_vector(label_round, n, "label_round", np.int64)
-    frame_size = _check_pool_vector(frame, n, "frame", np.int64)
-    score = _check_pool_vector(mistake_score, n, "mistake_score", np.float64)
+    drawn_in = check_number_vector(draw_round, n, "draw_round", np.int64)
+    answered_in = check_number_vector(label_round, n, "label_round", np.int64)
+    frame_size = check_number_vector(frame, n, "frame", np.int64)
+    score = check_number_vector(mistake_score, n, "mistake_score", np.float64)
     confidence = _check_confidence(confidence)
     if method not in PROPORTION_METHODS:
         raise ValueError(f"unknown interval method {method!r}: use one of {PROPORTION_METHODS}")
@@ -486,9 +469,9 @@ def live_estimates(
     answered = labelled & (group != NOT_DRAWN)
     control = answered & (group == CONTROL_DRAW)
     queue = answered & (group == QUEUE_DRAW)
-    _first_bad(answered & (answered_in < drawn_in), "an answer came before its draw (label_round < draw_round)")
-    _first_bad(control & (frame_size < 1), "an answered control draw has frame < 1 (unlabeled pairs at its draw)")
-    _first_bad(control & ~np.isfinite(score), "an answered control draw has no finite mistake_score")
+    raise_if_any(answered & (answered_in < drawn_in), "an answer came before its draw (label_round < draw_round)")
+    raise_if_any(control & (frame_size < 1), "an answered control draw has frame < 1 (unlabeled pairs at its draw)")
+    raise_if_any(control & ~np.isfinite(score), "an answered control draw has no finite mistake_score")
     n_unlabeled = int((~labelled).sum())
     if not 0 <= int(n_flipped) <= n_unlabeled or int(n_flipped) != n_flipped:
         raise ValueError(f"n_flipped must be a whole number of unlabeled pairs, 0 to {n_unlabeled}, got {n_flipped}")

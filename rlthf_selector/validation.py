@@ -96,6 +96,31 @@ def check_label_vector(x: Any, n: int, name: str, *, allow_unknown: bool = True)
     return arr.astype(np.int8)
 
 
+def check_number_vector(x: Any, n: int, name: str, dtype: Any) -> np.ndarray:
+    """``x`` as a vector of ``n`` numbers of ``dtype`` (``np.int64`` also refuses non-whole floats).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``: a wrong shape, booleans or non-numbers, or (for integers) a value that is not whole.
+    """
+    arr = np.asarray(x)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one entry per pair, got {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    if dtype is np.int64 and np.issubdtype(arr.dtype, np.floating):
+        raise_if_any(~np.isfinite(arr) | (arr != np.round(arr)), f"{name} must hold whole numbers")
+    return arr.astype(dtype)
+
+
+def raise_if_any(bad: np.ndarray, what: str) -> None:
+    """Raise ``ValueError(what: count, the first position)`` when any entry of the bool vector ``bad`` is set."""
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{what}: {int(bad.sum())} pair(s), the first at position {i}")
+
+
 def check_probability(value: Any, name: str) -> float:
     """Return ``value`` as a float in [0, 1]; raise ``ValueError`` naming ``name`` otherwise."""
     try:
