@@ -313,8 +313,7 @@ def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str
         label, and when the records are inconsistent (the warning then says why; training goes on).
     warnings : list of str
     """
-    from rlthf_selector.adaptive import estimate_warnings
-    from rlthf_selector.estimates import live_estimates
+    from rlthf_selector.estimates import estimate_warnings, live_estimates
 
     scope = np.flatnonzero(state.ai_label != 0)
     if scope.shape[0] == 0:

@@ -43,6 +43,7 @@ from rlthf_selector.estimates import (
     auc_estimate,
     combine_totals,
     control_total_estimate,
+    estimate_warnings,
     live_estimates,
     proportion_estimate,
 )
@@ -336,58 +337,6 @@ class AdaptiveResult:
             "batches": [b.to_dict() for b in self.batches],
             "warnings": list(self.warnings),
         }
-
-
-def chance_warning(rm_auc: Estimate | None) -> str | None:
-    """A plain-words warning when the reward model's ranking is not shown to beat chance (AUC interval reaches 0.5).
-
-    Three cases: the interval lies below 0.5 (the ranking is inverted), it holds 0.5 (no better than chance as far
-    as the answers tell), or it is the uninformative (0, 1) because too few random answers are in (cannot tell yet).
-    None when the lower bound is above 0.5 or there is no estimate.
-    """
-    if rm_auc is None or rm_auc.value is None or rm_auc.lower is None or rm_auc.upper is None:
-        return None
-    if rm_auc.lower > 0.5:
-        return None
-    if rm_auc.lower <= 0.0 and rm_auc.upper >= 1.0:
-        return (f"Too few random human answers yet ({rm_auc.n}) to tell whether the reward model's ranking finds the "
-                f"AI's mistakes better than chance; until they show it does, its queue and its curve are unchecked "
-                f"assumptions.")
-    pct = f"{100 * rm_auc.confidence:.0f}%"
-    if rm_auc.upper < 0.5:
-        verdict = ("below chance: the pairs it ranks first are less often wrong than random ones, the opposite of what "
-                   "RLTHF assumes")
-    else:
-        verdict = "no better than chance, as far as the human answers so far can tell"
-    return (f"The reward model's ranking is {verdict}. Its mistake-ranking AUC on {rm_auc.n} randomly drawn human "
-            f"answers is {rm_auc.value:.2f} ({pct} interval {rm_auc.lower:.2f} to {rm_auc.upper:.2f}; 0.5 is a coin "
-            f"toss). Do not spend the human budget on its lowest-gap queue or flip by its curve; adaptive "
-            f"selection (rlthf-adaptive) moves the budget to the signals whose answers show they work.")
-
-
-def estimate_warnings(estimates: dict[str, Estimate]) -> list[str]:
-    """Plain-words warnings from live estimates: the reward model's ranking not shown to beat chance
-    (:func:`chance_warning`), and a targeted queue not credibly better than the control draws.
-
-    Parameters
-    ----------
-    estimates : dict of str to Estimate
-        With ``rm_auc``, ``queue_minus_control``, ``queue_precision`` and ``control_overturn`` where known
-        (:func:`rlthf_selector.estimates.live_estimates`, :meth:`AdaptiveSelector.estimates`).
-
-    Returns
-    -------
-    list of str
-    """
-    warnings = [w for w in (chance_warning(estimates.get("rm_auc")),) if w]
-    q = estimates.get("queue_minus_control")
-    if q is not None and q.lower is not None and q.lower <= 0:
-        warnings.append(
-            f"The targeted queue is not credibly better than random draws: humans overturned the AI on "
-            f"{_pct(estimates['queue_precision'].value)} of queued pairs and "
-            f"{_pct(estimates['control_overturn'].value)} of control pairs (difference {q.value:+.2f}, "
-            f"{100 * q.confidence:.0f}% interval {q.lower:+.2f} to {q.upper:+.2f})")
-    return warnings
 
 
 # ----------------------------------------------------------------------------------------------
@@ -979,10 +928,6 @@ def _tail_above_half(k: int, n: int) -> float:
     return float(binom.sf(k - 1, n, 0.5))
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.0f}%"
-
-
 def _check_config(config: AdaptiveConfig) -> None:
     if config.batches < 1:
         raise ValueError(f"AdaptiveConfig.batches must be >= 1, got {config.batches}")
@@ -1074,8 +1019,6 @@ __all__ = [
     "FlipDecision",
     "FlipSet",
     "batch_sizes",
-    "chance_warning",
-    "estimate_warnings",
     "rank_pool",
     "run_adaptive",
     "signal_scores",

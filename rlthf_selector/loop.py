@@ -317,7 +317,7 @@ class LoopResult:
         Live estimates from the control draws (:func:`~rlthf_selector.estimates.live_estimates`) over the shard
         the loop iterated on (the whole pool by default); empty without control draws.
     warnings : list of str
-        Plain-words warnings from the estimates (:func:`~rlthf_selector.adaptive.estimate_warnings`).
+        Plain-words warnings from the estimates (:func:`~rlthf_selector.estimates.estimate_warnings`).
     draws : DrawLog
         How and when each pair was drawn for humans.
     """
@@ -435,7 +435,7 @@ class RLTHF:
         records.append(record)
         if self.on_iteration:
             self.on_iteration(record)
-        from rlthf_selector.adaptive import estimate_warnings
+        from rlthf_selector.estimates import estimate_warnings
 
         return LoopResult(
             pairs=full, labels=final.labels, label_source=final.label_source, final_step=final,

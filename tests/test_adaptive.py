@@ -13,14 +13,13 @@ from rlthf_selector.adaptive import (
     CONTROL,
     AdaptiveSelector,
     batch_sizes,
-    chance_warning,
     rank_pool,
     run_adaptive,
     signal_scores,
     thompson_allocation,
 )
 from rlthf_selector.config import AdaptiveConfig
-from rlthf_selector.estimates import Estimate
+from rlthf_selector.estimates import Estimate, chance_warning
 from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.loop import Annotator, GoldAnnotator
 from rlthf_selector.pairs import LabelSource, PreferencePairs
