@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
-from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW
+from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW, answer_counts
 from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
-from rlthf_selector.selection import control_slot_count
+from rlthf_selector.selection import adaptive_control_share, control_slot_count
 
 from ml_backend.state import DRAW_RECORDS, ProjectState, blank_draw_records
 
@@ -364,6 +364,7 @@ def train_state(
     curve_config: Any = None,
     selection_config: Any = None,
     control_share: float = 0.1,
+    adapt_control_share: bool = False,
     confidence: float = 0.9,
 ) -> TrainOutcome:
     """One selection step on the project's current tasks and labels, with control draws in the served queue.
@@ -381,6 +382,10 @@ def train_state(
     control_share : float
         Share of the served queue's slots given to control draws, uniform over the unlabeled pairs with an AI label
         (:func:`serve_with_control`); 0 = none.
+    adapt_control_share : bool
+        Serve the share :func:`~rlthf_selector.selection.adaptive_control_share` gives from the answers counted so far
+        (never less than ``control_share``): where the queue finds mistakes no more often than random draws, the
+        served queue turns to random draws.
     confidence : float
         Of the live estimates' intervals, stored in ``summary["estimates"]``.
 
@@ -433,8 +438,14 @@ def train_state(
     iteration = previous.iteration + 1
     drawable = (human == 0) & (ai != 0)
     answered = records["answered_in"] != NOT_DRAWN
+    # An answer counts for its draw only when it came while that draw was being served.
+    counted = np.where(records["answered_in"] == records["drawn_by"], records["drawn_by"], NOT_DRAWN)
+    share = control_share
+    if adapt_control_share and control_share > 0:
+        share = adaptive_control_share(**answer_counts(ai_label=ai, human_label=human, drawn_by=counted),
+                                       floor=control_share)
     served = serve_with_control(
-        step.human_queue, length=cap, drawable=drawable, waiting_control=waiting, share=control_share,
+        step.human_queue, length=cap, drawable=drawable, waiting_control=waiting, share=share,
         answered=int(answered.sum()), answered_control=int((records["answered_in"] == CONTROL_DRAW).sum()),
         rng=np.random.default_rng([previous.project_id, iteration]),
     )
@@ -458,9 +469,8 @@ def train_state(
     summary = step.summary()
     summary["band_unlabelled"] = int(((step.region == Region.HUMAN) & (human == 0)).sum())
     summary["queue_length"] = int(served.order.shape[0])
-    counted = np.where(records["answered_in"] == records["drawn_by"], records["answered_in"], NOT_DRAWN)
     summary["draws"] = {
-        "control_share": control_share,
+        "control_share": control_share, "served_control_share": share,
         "queue_served": int((~served.is_control).sum()), "control_served": int(served.is_control.sum()),
         "control_fresh": int(served.fresh_control.shape[0]),
         "queue_answered": int(((counted == QUEUE_DRAW) & (human != 0)).sum()),

@@ -110,6 +110,13 @@ class LoopConfig:
         "against random and the reward model's mistake-ranking AUC (rlthf_selector.estimates.live_estimates), and "
         "the warning when the ranking is no better than chance. 0 = the paper's queue only, unchecked.",
     )
+    adapt_control_share: bool = _f(
+        True,
+        "Re-weigh the control share before every batch from the answers so far: the share becomes the probability "
+        "that random draws find the AI's mistakes more often than the queue (rlthf_selector.selection."
+        "adaptive_control_share), never below control_share. The budget moves to random draws where the queue "
+        "loses (a reward model that learned the judge's bias) and stays on the queue where it wins.",
+    )
     shard_fraction: float = _f(
         1.0,
         "Iterate on a random shard of this fraction of the pool (the paper uses 0.25); the final reward model "
@@ -269,6 +276,13 @@ class BackendConfig:
         "queue precision against the control, the reward model's mistake-ranking AUC, the exported pool's accuracy). "
         "0 = no control draws.",
         env="RLTHF_CONTROL_SHARE",
+    )
+    adapt_control_share: bool = _f(
+        True,
+        "Re-weigh the control share at every retrain from the answers so far: the share becomes the probability that "
+        "random draws find the AI's mistakes more often than the queue (rlthf_selector.selection.adaptive_control_share), "
+        "never below control_share. Where the queue loses, annotators are served random pairs instead.",
+        env="RLTHF_ADAPT_CONTROL_SHARE",
     )
     estimate_confidence: float = _f(
         0.9, "Two-sided coverage of the live estimates' intervals in /metrics (0.9 = 90 percent intervals).",

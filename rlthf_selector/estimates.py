@@ -425,6 +425,35 @@ def _pct(x: float | None) -> str:
 NOT_DRAWN, QUEUE_DRAW, CONTROL_DRAW = 0, 1, 2
 
 
+def answer_counts(*, ai_label: Any, human_label: Any, drawn_by: Any) -> dict[str, int]:
+    """Answered queue and control draws, and how many of each the human overturned (said the AI label was wrong).
+
+    Parameters
+    ----------
+    ai_label, human_label : array-like of int, shape (n,)
+        As in :func:`live_estimates`; pairs without an AI label are not counted.
+    drawn_by : array-like of int, shape (n,)
+        The group a pair's answer counts in (:data:`NOT_DRAWN` for answers that count in neither).
+
+    Returns
+    -------
+    dict of str to int
+        ``queue_answered``, ``queue_overturned``, ``control_answered``, ``control_overturned``: the keyword arguments
+        of :func:`rlthf_selector.selection.adaptive_control_share`.
+    """
+    ai = np.asarray(ai_label)
+    human = np.asarray(human_label)
+    group = np.asarray(drawn_by)
+    answered = (human != 0) & (ai != 0)
+    overturned = answered & (human != ai)
+    counts = {}
+    for name, code in (("queue", QUEUE_DRAW), ("control", CONTROL_DRAW)):
+        mine = group == code
+        counts[f"{name}_answered"] = int((answered & mine).sum())
+        counts[f"{name}_overturned"] = int((overturned & mine).sum())
+    return counts
+
+
 def live_estimates(
     *,
     ai_label: Any,
@@ -598,6 +627,7 @@ __all__ = [
     "NOT_DRAWN",
     "PROPORTION_METHODS",
     "QUEUE_DRAW",
+    "answer_counts",
     "auc",
     "auc_estimate",
     "chance_warning",

@@ -18,7 +18,7 @@ from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
 from rlthf_selector.curve import CurveAnalysis, analyze_curve
 from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.pairs import LabelSource, PreferencePairs
-from rlthf_selector.selection import Region, mix_control_draws, resolve_labels, select_pairs
+from rlthf_selector.selection import Region, adaptive_control_share, mix_control_draws, resolve_labels, select_pairs
 
 
 class Annotator(ABC):
@@ -223,6 +223,7 @@ class IterationRecord:
     seconds: float
     curve_warnings: list[str] = field(default_factory=list)
     control_asked: int = 0
+    control_share: float = 0.0
     estimates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,6 +259,14 @@ class DrawLog:
         self.draw_round[at] = round_
         self.frame[at] = frame
         self.mistake_score[at] = mistake_score[first]
+
+    def answer_counts(self, human_label: np.ndarray, *, positions: np.ndarray) -> dict[str, int]:
+        """:func:`~rlthf_selector.estimates.answer_counts` over ``positions``: the loop's answered draws by group."""
+        from rlthf_selector.estimates import NOT_DRAWN, answer_counts
+
+        idx = np.asarray(positions)
+        in_loop = np.where(self.label_round[idx] >= 0, self.drawn_by[idx], NOT_DRAWN)
+        return answer_counts(ai_label=self.ai_label[idx], human_label=human_label[idx], drawn_by=in_loop)
 
     def estimates(self, human_label: np.ndarray, *, positions: np.ndarray | None = None, n_flipped: int = 0,
                   confidence: float = 0.9) -> dict[str, Any]:
@@ -394,8 +403,10 @@ class RLTHF:
             budget = math.ceil(max(total_budget - spent, 0) / (cfg.iterations - t))
             step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region)
             unlabeled = shard_pairs.human_label == 0
-            queue, is_control = mix_control_draws(step.human_queue, unlabeled=unlabeled, share=cfg.control_share,
-                                                  rng=rng)
+            share = cfg.control_share
+            if cfg.adapt_control_share:
+                share = adaptive_control_share(**draws.answer_counts(human_label, positions=shard), floor=share)
+            queue, is_control = mix_control_draws(step.human_queue, unlabeled=unlabeled, share=share, rng=rng)
             draws.record(shard[queue], is_control, round_=t,
                          frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
                          mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue])
@@ -415,6 +426,7 @@ class RLTHF:
             )
             record = _record(step, shard_pairs, asked=int(queue.shape[0]), answered=int(fresh.sum()))
             record.control_asked = int(is_control.sum())
+            record.control_share = share
             record.estimates = {k: e.to_dict() for k, e in draws.estimates(human_label, positions=shard).items()}
             records.append(record)
             if self.on_iteration:

@@ -141,8 +141,10 @@ def write_report(
     lines += ["", "## Live estimates", ""]
     if result.estimates:
         lines += ["From the human answers to the control draws (pairs drawn uniformly at random, "
-                  "`LoopConfig.control_share` of each batch) beside those to the queue; the AI's accuracy, the "
-                  "queue's precision and the reward model's ranking are measured, not assumed.", "",
+                  "`LoopConfig.control_share` of each batch, more where the answers before it show the queue finding "
+                  "mistakes no more often than random draws: `LoopConfig.adapt_control_share`) beside those to the "
+                  "queue; the AI's accuracy, the queue's precision and the reward model's ranking are measured, not "
+                  "assumed.", "",
                   live_estimates_markdown(result.estimates, warnings=result.warnings)]
     else:
         lines += ["No control draws were answered (`LoopConfig.control_share` is 0 or no human was asked), so "

@@ -240,6 +240,61 @@ def control_slot_count(k: int, share: float, rng: np.random.Generator, *, at_lea
     return min(slots, k)
 
 
+def adaptive_control_share(
+    queue_overturned: int,
+    queue_answered: int,
+    control_overturned: int,
+    control_answered: int,
+    *,
+    floor: float,
+) -> float:
+    """The share of the next batch to draw uniformly at random: the probability, given the answers so far, that a
+    random pair holds an AI mistake more often than a queued one, and never less than ``floor``.
+
+    Each group's overturn rate has a Beta(1 + overturned, 1 + kept) posterior; the share is P(control rate > queue
+    rate) under them (Thompson sampling's probability matching over two arms, the queue and the control). While the
+    queue finds mistakes clearly more often than random draws it gets every slot but the floor's; where the answers
+    show it finds them less often (a reward model that learned the judge's bias), the budget moves to random draws,
+    the one signal that never fails. With no answers in either group there is nothing to go on and the share is
+    the floor (the method's own queue is trusted first).
+
+    Parameters
+    ----------
+    queue_overturned, queue_answered : int
+        Answered queue draws, and how many of them the human overturned (said the AI label was wrong).
+    control_overturned, control_answered : int
+        The same for control draws.
+    floor : float
+        In [0, 1]: the configured control share, kept for the live estimates.
+
+    Returns
+    -------
+    float
+        In [floor, 1].
+
+    Raises
+    ------
+    ValueError
+        ``floor`` outside [0, 1], or counts that are negative or larger than their totals.
+    """
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"control share must be in [0, 1], got {floor}")
+    for name, k, n in (("queue", queue_overturned, queue_answered), ("control", control_overturned, control_answered)):
+        if not 0 <= k <= n:
+            raise ValueError(f"{name}: {k} overturned of {n} answered is not a count within its total")
+    if queue_answered == 0 or control_answered == 0:
+        return float(floor)
+    from scipy import integrate
+    from scipy.stats import beta
+
+    control = beta(1 + control_overturned, 1 + control_answered - control_overturned)
+    queue = beta(1 + queue_overturned, 1 + queue_answered - queue_overturned)
+    # P(control > queue) = integral of the control's density times the queue's CDF.
+    p, _ = integrate.quad(lambda x: control.pdf(x) * queue.cdf(x), 0.0, 1.0,
+                          points=[control.mean(), queue.mean()], limit=200)
+    return float(min(1.0, max(floor, p)))
+
+
 def mix_control_draws(
     human_queue: np.ndarray,
     *,

@@ -141,7 +141,7 @@ def test_export_refuses_unlabelled_pairs(pairs):
 
 
 def test_control_draws_give_live_estimates_in_the_result_and_the_report(tmp_path, pairs):
-    config = LoopConfig(iterations=3, human_budget=60, out_of_fold=3, control_share=0.2)
+    config = LoopConfig(iterations=3, human_budget=60, out_of_fold=3, control_share=0.2, adapt_control_share=False)
     annotator = RecordingAnnotator()
     result = RLTHF(model(), loop_config=config).run(pairs, annotator)
     controls = [r.control_asked for r in result.records[:-1]]
@@ -164,3 +164,26 @@ def test_without_control_draws_the_report_says_nothing_is_checked(tmp_path, pair
     result = RLTHF(model(), loop_config=config).run(pairs, GoldAnnotator())
     assert result.estimates == {} and result.records[0].control_asked == 0
     assert "No control draws were answered" in write_report(result, tmp_path).read_text()
+
+
+def test_the_control_share_of_each_batch_follows_the_answers_before_it():
+    from rlthf_selector.estimates import NOT_DRAWN, answer_counts
+    from rlthf_selector.selection import adaptive_control_share
+
+    # A judge that always prefers the response without the word "polite": a systematic mistake the reward model
+    # learns from its labels, so the queue (the lowest gaps) misses it and random draws find it more often.
+    noisy = make_synthetic_pairs(600, seed=3)
+    polite = np.array([["polite" in t.split() for t in side] for side in (noisy.response_a, noisy.response_b)])
+    biased = np.where(polite[0], -1, 1).astype(np.int8)
+    noisy = noisy.replace(ai_label=np.where(polite[0] != polite[1], biased, noisy.gold_label).astype(np.int8))
+    config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1)
+    result = RLTHF(model(), loop_config=config).run(noisy, GoldAnnotator())
+    shares = [r.control_share for r in result.records[:-1]]
+    assert shares[0] == 0.1  # nothing answered yet: the queue is trusted first
+    draws, human = result.draws, result.pairs.human_label
+    for t in (1, 2):
+        before = np.where((draws.label_round >= 0) & (draws.label_round < t), draws.drawn_by, NOT_DRAWN)
+        counts = answer_counts(ai_label=noisy.ai_label, human_label=human, drawn_by=before)
+        assert shares[t] == pytest.approx(adaptive_control_share(**counts, floor=0.1))
+    assert min(shares[1:]) > 0.5  # most of each later batch is random draws
+    assert result.estimates["queue_precision"].value < result.estimates["control_overturn"].value

@@ -157,3 +157,33 @@ def test_mix_control_draws_edges():
         mix_control_draws(queue, unlabeled=unlabeled, share=0.1, rng=rng)
     with pytest.raises(ValueError, match="control share"):
         mix_control_draws(queue, unlabeled=np.ones(10, bool), share=1.5, rng=rng)
+
+
+def test_adaptive_control_share_known_answers():
+    from rlthf_selector.selection import adaptive_control_share
+
+    # Beta(1, 6) (control: 0 of 5 overturned) above Beta(6, 1) (queue: 5 of 5): 1 / C(12, 6).
+    assert adaptive_control_share(5, 5, 0, 5, floor=0.0) == pytest.approx(1 / 924, rel=1e-6)
+    assert adaptive_control_share(0, 5, 5, 5, floor=0.0) == pytest.approx(1 - 1 / 924, rel=1e-6)
+    # The same answers in both groups: a coin toss, so half the batch.
+    assert adaptive_control_share(30, 100, 30, 100, floor=0.1) == pytest.approx(0.5, abs=1e-6)
+    # A queue that clearly wins keeps all but the floor; one that clearly loses gives the control everything.
+    assert adaptive_control_share(60, 100, 20, 100, floor=0.1) == 0.1
+    assert adaptive_control_share(200, 1000, 500, 1000, floor=0.1) == pytest.approx(1.0)
+    # Nothing answered in a group: nothing to compare, so the floor.
+    assert adaptive_control_share(0, 0, 3, 4, floor=0.2) == 0.2
+    assert adaptive_control_share(3, 4, 0, 0, floor=0.2) == 0.2
+    # More evidence that the queue loses, a larger share.
+    shares = [adaptive_control_share(3 * k, 10 * k, 5 * k, 10 * k, floor=0.0) for k in (1, 4, 16)]
+    assert shares == sorted(shares) and shares[-1] > 0.99
+
+
+def test_adaptive_control_share_names_bad_input():
+    from rlthf_selector.selection import adaptive_control_share
+
+    with pytest.raises(ValueError, match="control share must be in"):
+        adaptive_control_share(1, 2, 1, 2, floor=1.5)
+    with pytest.raises(ValueError, match="queue: 3 overturned of 2 answered"):
+        adaptive_control_share(3, 2, 1, 2, floor=0.1)
+    with pytest.raises(ValueError, match="control: -1 overturned"):
+        adaptive_control_share(1, 2, -1, 2, floor=0.1)
