@@ -62,16 +62,21 @@ def webhook_created(fake, pid: int, tid: int, ann: dict) -> dict:
             "task": {"id": tid, "data": fake.tasks[tid]["data"]}, "annotation": dict(ann, task=tid)}
 
 
-@pytest.fixture
-def trained(tmp_path, fake_ls):
-    """A project of N_PAIRS pairs, set up and trained once (worker driven synchronously)."""
-    pid = fake_ls.add_project(PAIRWISE, pair_data())
-    app = make_app(tmp_path, fake_ls)
+def train_project(tmp_path: Path, fake, n: int = N_PAIRS, **overrides):
+    """A project of ``n`` pairs, set up and trained once (worker driven synchronously): (app, client, backend, pid)."""
+    pid = fake.add_project(PAIRWISE, pair_data(n))
+    app = make_app(tmp_path, fake, **overrides)
     client = app.test_client()
     setup_project(client, pid)
     backend = app.extensions["rlthf"]
     assert backend.worker.run_due() == [pid]
     return app, client, backend, pid
+
+
+@pytest.fixture
+def trained(tmp_path, fake_ls):
+    """A project of N_PAIRS pairs, set up and trained once."""
+    return train_project(tmp_path, fake_ls)
 
 
 # ---------------------------------------------------------------------- protocol
@@ -421,12 +426,7 @@ def answer_and_retrain(client, backend, fake, pid: int, positions, gold: dict[in
 
 
 def test_the_queue_holds_control_draws_at_the_configured_share_spread_through_it(tmp_path, fake_ls):
-    pid = fake_ls.add_project(PAIRWISE, pair_data(400))
-    app = make_app(tmp_path, fake_ls, control_share=0.1)
-    client = app.test_client()
-    setup_project(client, pid)
-    backend = app.extensions["rlthf"]
-    backend.worker.run_due()
+    app, client, backend, pid = train_project(tmp_path, fake_ls, 400, control_share=0.1)
     state = backend.registry.get(pid).state
     order = served_queue(state)
     assert len(order) == 40  # the queue keeps its length: control draws take a share of its slots
@@ -447,12 +447,8 @@ def test_the_queue_holds_control_draws_at_the_configured_share_spread_through_it
 
 
 def test_a_control_draw_reaches_annotators_at_the_share_even_with_a_retrain_after_every_answer(tmp_path, fake_ls):
-    pid = fake_ls.add_project(PAIRWISE, pair_data())
-    app = make_app(tmp_path, fake_ls, control_share=0.1)
-    client = app.test_client()
-    setup_project(client, pid)
-    backend = app.extensions["rlthf"]
-    backend.worker.run_due()
+    # The fixed share's pace: with adaptation the share would move with the answers.
+    app, client, backend, pid = train_project(tmp_path, fake_ls, control_share=0.1, adapt_control_share=False)
     gold = gold_of(fake_ls, pid)
     heads = []
     for _ in range(20):
@@ -460,6 +456,30 @@ def test_a_control_draw_reaches_annotators_at_the_share_even_with_a_retrain_afte
         heads.append(int(backend.registry.get(pid).state.drawn_by[head]))
         answer_and_retrain(client, backend, fake_ls, pid, [head], gold)
     assert heads.count(CONTROL) == 2 and heads[4] == CONTROL and heads[14] == CONTROL
+
+
+def test_the_served_control_share_turns_to_random_draws_where_the_queue_finds_no_mistakes(tmp_path, fake_ls):
+    from rlthf_selector.estimates import answer_counts
+    from rlthf_selector.selection import adaptive_control_share
+
+    app, client, backend, pid = train_project(tmp_path, fake_ls, 400, control_share=0.1)
+    draws = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]
+    assert draws["served_control_share"] == 0.1  # no answers yet: the queue is trusted first
+    # A judge whose queued labels humans always confirm, while a third of the random pairs are overturned.
+    for _ in range(2):
+        state = backend.registry.get(pid).state
+        order = served_queue(state)
+        overturn = (state.drawn_by[order] == CONTROL) & (np.arange(order.shape[0]) % 3 == 0)
+        answers = {int(state.task_ids[i]): int(state.ai_label[i]) * (-1 if o else 1) for i, o in zip(order, overturn)}
+        state = answer_and_retrain(client, backend, fake_ls, pid, order, answers)
+    counted = np.where(state.answered_in == state.drawn_by, state.drawn_by, 0)
+    counts = answer_counts(ai_label=state.ai_label, human_label=state.human_label, drawn_by=counted)
+    assert counts["queue_overturned"] == 0 and counts["control_overturned"] > 0
+    # The share served after a retrain is computed from the answers before it (those are the counts above).
+    share = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]["served_control_share"]
+    assert share == pytest.approx(adaptive_control_share(**counts, floor=0.1)) and share > 0.5
+    order = served_queue(state)
+    assert (state.drawn_by[order] == CONTROL).mean() > 0.5  # most of what annotators are served is random now
 
 
 def test_serve_with_control_catches_up_a_backlog_and_keeps_waiting_draws_first():
@@ -513,11 +533,7 @@ def test_pairs_labelled_outside_the_queue_count_in_neither_group(trained, fake_l
 
 
 def test_no_control_draws_with_a_share_of_zero(tmp_path, fake_ls):
-    pid = fake_ls.add_project(PAIRWISE, pair_data())
-    app = make_app(tmp_path, fake_ls, control_share=0.0)
-    setup_project(app.test_client(), pid)
-    backend = app.extensions["rlthf"]
-    backend.worker.run_due()
+    backend, pid = train_project(tmp_path, fake_ls, control_share=0.0)[2:]
     state = backend.registry.get(pid).state
     assert len(served_queue(state)) == 8 and not (state.drawn_by == CONTROL).any()
 
