@@ -187,3 +187,15 @@ def test_adaptive_control_share_names_bad_input():
         adaptive_control_share(3, 2, 1, 2, floor=0.1)
     with pytest.raises(ValueError, match="control: -1 overturned"):
         adaptive_control_share(1, 2, -1, 2, floor=0.1)
+
+
+def test_beta_exceedance_known_answers():
+    from rlthf_selector.selection import beta_exceedance
+
+    assert beta_exceedance((1, 1), (1, 1)) == pytest.approx(0.5)
+    assert beta_exceedance((2, 1), (1, 1)) == pytest.approx(2 / 3)  # integral of 2x * x over [0, 1]
+    assert beta_exceedance((1, 2), (1, 1)) == pytest.approx(1 / 3)
+    for x, y in (((3, 7), (5, 2)), ((40, 60), (35, 70)), ((2001, 3000), (501, 500))):
+        assert beta_exceedance(x, y) + beta_exceedance(y, x) == pytest.approx(1.0, abs=1e-9)
+    # Large counts stay finite: rates 0.48 (50,000 answers) against 0.50 (5,000), z = 2.7 by the normal approximation.
+    assert beta_exceedance((2501, 2501), (24001, 26001)) == pytest.approx(0.9965, abs=5e-4)
