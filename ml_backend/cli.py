@@ -28,8 +28,10 @@ def add_backend_parsers(subparsers: Any) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind")
     serve.add_argument("--port", type=int, default=9090, help="port to bind")
-    serve.add_argument("--model-dir", default=None, help="state directory (default: $MODEL_DIR or ./model_dir)")
-    serve.add_argument("--label-studio-url", default=None, help="Label Studio URL (default: $LABEL_STUDIO_URL)")
+    # SUPPRESS: the defaults come from the environment, which the help names (argparse would add "default: None").
+    serve.add_argument("--model-dir", default=argparse.SUPPRESS, help="state directory (default: $MODEL_DIR or ./model_dir)")
+    serve.add_argument("--label-studio-url", default=argparse.SUPPRESS,
+                       help="Label Studio URL (default: $LABEL_STUDIO_URL)")
     serve.add_argument("--production", action="store_true", help="serve with waitress instead of Flask's development server")
     serve.add_argument("--threads", type=int, default=8, help="waitress worker threads (with --production)")
     serve.set_defaults(func=run_serve)
@@ -78,10 +80,9 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Label Studio call is noise
     overrides: dict[str, Any] = {}
-    if args.model_dir:
-        overrides["model_dir"] = args.model_dir
-    if args.label_studio_url:
-        overrides["label_studio_url"] = args.label_studio_url
+    for name in ("model_dir", "label_studio_url"):
+        if getattr(args, name, None):
+            overrides[name] = getattr(args, name)
     config = BackendConfig.from_env(**overrides)
     app = create_app(config)
     auth = "basic auth on" if config.basic_auth_user else "no auth (set BASIC_AUTH_USER/BASIC_AUTH_PASS)"

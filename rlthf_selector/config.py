@@ -11,6 +11,11 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Sequence
 
 
+#: How an environment variable may say yes or no (anything else is an error, not a silent "no").
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
@@ -317,13 +322,17 @@ class BackendConfig:
             default = f.default
             try:
                 if isinstance(default, bool):
-                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                    word = raw.strip().lower()
+                    if word not in _TRUE_WORDS + _FALSE_WORDS:
+                        raise ValueError
+                    values[f.name] = word in _TRUE_WORDS
                 elif isinstance(default, (int, float)):
                     values[f.name] = type(default)(raw)
                 else:
                     values[f.name] = raw
             except ValueError:
-                raise ValueError(f"environment variable {f.metadata['env']}={raw!r} is not a valid {type(default).__name__}") from None
+                kind = f"bool ({', '.join(_TRUE_WORDS + _FALSE_WORDS)})" if isinstance(default, bool) else type(default).__name__
+                raise ValueError(f"environment variable {f.metadata['env']}={raw!r} is not a valid {kind}") from None
         values.update(overrides)
         return cls(**values)
 

@@ -784,3 +784,14 @@ def test_fuzz_webhook_from_the_openapi_schema(fuzz_client, body):
     # A webhook only queues work: no stored human label changes inside the request.
     for pid, labels in before.items():
         np.testing.assert_array_equal(registry.get(pid).state.human_label, labels)
+
+
+def test_backend_config_from_env_reads_yes_and_no_and_names_a_bad_value():
+    env = {"RLTHF_ADAPT_CONTROL_SHARE": "off", "RLTHF_WRITEBACK": " Yes ", "RLTHF_CONTROL_SHARE": "0.25"}
+    config = BackendConfig.from_env(env, model_dir="elsewhere")
+    assert (config.adapt_control_share, config.writeback, config.control_share) == (False, True, 0.25)
+    assert config.model_dir == "elsewhere"  # overrides win over the environment
+    with pytest.raises(ValueError, match=r"RLTHF_ADAPT_CONTROL_SHARE='maybe' is not a valid bool \(1, true"):
+        BackendConfig.from_env({"RLTHF_ADAPT_CONTROL_SHARE": "maybe"})
+    with pytest.raises(ValueError, match=r"RLTHF_CONTROL_SHARE='a tenth' is not a valid float"):
+        BackendConfig.from_env({"RLTHF_CONTROL_SHARE": "a tenth"})
