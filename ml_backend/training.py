@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
-from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW, answer_counts
+from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW, answer_counts, control_share_warning
 from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
 from rlthf_selector.selection import adaptive_control_share, control_slot_count
 
@@ -489,6 +489,9 @@ def train_state(
     )
     # Computed here, in the background training, so /metrics only reads them.
     state.summary["estimates"], state.summary["estimate_warnings"] = state_estimates(state, confidence=confidence)
+    note = control_share_warning(share, floor=control_share)
+    if note:
+        state.summary["estimate_warnings"].append(note)
     state.summary["estimate_confidence"] = confidence
     return TrainOutcome("trained", state, table)
 

@@ -413,6 +413,16 @@ def estimate_warnings(estimates: dict[str, Estimate]) -> list[str]:
     return warnings
 
 
+def control_share_warning(share: float, *, floor: float) -> str | None:
+    """A plain-words note when the adaptive control share (:func:`rlthf_selector.selection.adaptive_control_share`)
+    has moved the budget away from the queue: ``share`` above ``floor``. None otherwise."""
+    if not share > floor + 1e-9:
+        return None
+    return (f"The answers so far give a {100 * share:.0f}% probability that random pairs hold AI mistakes more often "
+            f"than the queue's, so {100 * share:.0f}% of the human batch goes to random pairs instead of the configured "
+            f"{100 * floor:.0f}%; the share follows the answers from batch to batch.")
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f}%"
 
@@ -633,6 +643,7 @@ __all__ = [
     "chance_warning",
     "clopper_pearson_interval",
     "combine_totals",
+    "control_share_warning",
     "control_total_estimate",
     "effective_size",
     "estimate_warnings",

@@ -447,10 +447,15 @@ class RLTHF:
         records.append(record)
         if self.on_iteration:
             self.on_iteration(record)
-        from rlthf_selector.estimates import estimate_warnings
+        from rlthf_selector.estimates import control_share_warning, estimate_warnings
 
+        warnings = estimate_warnings(estimates) if estimates else []
+        asked = [r for r in records[:-1] if r.human_asked]
+        if asked:  # the share the last human batch was drawn with
+            note = control_share_warning(asked[-1].control_share, floor=cfg.control_share)
+            warnings += [note] if note else []
         return LoopResult(
             pairs=full, labels=final.labels, label_source=final.label_source, final_step=final,
             records=records, shard=shard, reward_model=self.reward_model, estimates=estimates,
-            warnings=estimate_warnings(estimates) if estimates else [], draws=draws,
+            warnings=warnings, draws=draws,
         )

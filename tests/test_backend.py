@@ -465,6 +465,8 @@ def test_the_served_control_share_turns_to_random_draws_where_the_queue_finds_no
     app, client, backend, pid = train_project(tmp_path, fake_ls, 400, control_share=0.1)
     draws = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]
     assert draws["served_control_share"] == 0.1  # no answers yet: the queue is trusted first
+    warnings = client.get("/metrics").get_json()["projects"][str(pid)]["estimate_warnings"]
+    assert not any("goes to random pairs" in w for w in warnings)
     # A judge whose queued labels humans always confirm, while a third of the random pairs are overturned.
     for _ in range(2):
         state = backend.registry.get(pid).state
@@ -478,6 +480,8 @@ def test_the_served_control_share_turns_to_random_draws_where_the_queue_finds_no
     # The share served after a retrain is computed from the answers before it (those are the counts above).
     share = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]["served_control_share"]
     assert share == pytest.approx(adaptive_control_share(**counts, floor=0.1)) and share > 0.5
+    warnings = client.get("/metrics").get_json()["projects"][str(pid)]["estimate_warnings"]
+    assert any(f"so {100 * share:.0f}% of the human batch goes to random pairs" in w for w in warnings)
     order = served_queue(state)
     assert (state.drawn_by[order] == CONTROL).mean() > 0.5  # most of what annotators are served is random now
 

@@ -182,3 +182,12 @@ def test_combine_totals_mover():
     assert both.lower == pytest.approx(0.05 * (14 - math.sqrt(2 ** 2 + 1)))
     assert both.upper == pytest.approx(0.05 * (14 + math.sqrt(3 ** 2 + 1)))
     assert combine_totals([(Estimate.empty(confidence=0.9, method="x"), 1.0)]).value is None
+
+
+def test_control_share_warning_speaks_only_when_the_share_left_its_floor():
+    from rlthf_selector.estimates import control_share_warning
+
+    assert control_share_warning(0.1, floor=0.1) is None
+    assert control_share_warning(0.0, floor=0.0) is None
+    note = control_share_warning(0.734, floor=0.1)
+    assert "73% probability" in note and "73% of the human batch goes to random pairs" in note and "configured 10%" in note

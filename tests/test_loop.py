@@ -186,4 +186,5 @@ def test_the_control_share_of_each_batch_follows_the_answers_before_it():
         counts = answer_counts(ai_label=noisy.ai_label, human_label=human, drawn_by=before)
         assert shares[t] == pytest.approx(adaptive_control_share(**counts, floor=0.1))
     assert min(shares[1:]) > 0.5  # most of each later batch is random draws
+    assert f"so {100 * shares[-1]:.0f}% of the human batch goes to random pairs" in " ".join(result.warnings)
     assert result.estimates["queue_precision"].value < result.estimates["control_overturn"].value
