@@ -385,7 +385,7 @@ def train_state(
     adapt_control_share : bool
         Serve the share :func:`~rlthf_selector.selection.adaptive_control_share` gives from the answers counted so far
         (never less than ``control_share``): where the queue finds mistakes no more often than random draws, the
-        served queue turns to random draws.
+        served queue turns to random draws. Off here, on in the backend (``BackendConfig.adapt_control_share``).
     confidence : float
         Of the live estimates' intervals, stored in ``summary["estimates"]``.
 

@@ -418,9 +418,11 @@ def control_share_warning(share: float, *, floor: float) -> str | None:
     has moved the budget away from the queue: ``share`` above ``floor``. None otherwise."""
     if not share > floor + 1e-9:
         return None
-    return (f"The budget moved from the queue to random pairs: the answers so far give a {100 * share:.0f}% probability "
-            f"that random pairs hold AI mistakes more often than the queue's, so {100 * share:.0f}% of the human batch goes to random pairs instead of the configured "
-            f"{100 * floor:.0f}%; the share follows the answers from batch to batch.")
+    pct = f"{100 * share:.0f}%"
+    # The gist before the colon carries no number, so reports can group the note across runs.
+    return (f"The budget moved from the queue to random pairs: the answers so far give a {pct} probability that "
+            f"random pairs hold AI mistakes more often than the queue's, so {pct} of the human batch goes to random "
+            f"pairs instead of the configured {100 * floor:.0f}%; the share follows the answers from batch to batch.")
 
 
 def _pct(x: float | None) -> str:

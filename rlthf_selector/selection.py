@@ -253,11 +253,11 @@ def adaptive_control_share(
 
     Each group's overturn rate has a Beta(1 + overturned, 1 + kept) posterior; the share is P(control rate > queue
     rate) under them (Thompson sampling's probability matching over two arms, the queue and the control), computed
-    exactly by :func:`beta_exceedance`. While the
-    queue finds mistakes clearly more often than random draws it gets every slot but the floor's; where the answers
-    show it finds them less often (a reward model that learned the judge's bias), the budget moves to random draws,
-    the one signal that never fails. With no answers in either group there is nothing to go on and the share is
-    the floor (the method's own queue is trusted first).
+    exactly by :func:`beta_exceedance`. While the queue finds mistakes clearly more often than random draws it gets
+    every slot but the floor's; where the answers show it finds them less often (a reward model that learned the
+    judge's bias), the budget moves to random draws, which no learned bias can turn against the mistakes. Until
+    both groups have an answer there is nothing to compare, and the share is the floor (the method's own queue is
+    trusted first).
 
     Parameters
     ----------
