@@ -98,14 +98,16 @@ def run_serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- label-studio setup
 def task_records(pairs: Any, *, control: Any, model_version: str) -> list[dict[str, Any]]:
-    """Label Studio tasks for pairs: data fields plus the AI label as a prediction (when present)."""
+    """Label Studio tasks for pairs: data fields (with the judge's evidence, which the backend's queue and flips read)
+    plus the AI label as a prediction (when present)."""
+    from rlthf_selector.evidence import evidence_record
     from rlthf_selector.pairs import format_label
 
     tasks = []
     for i in range(len(pairs)):
         data = {
             "prompt": str(pairs.prompt[i]), "response_a": str(pairs.response_a[i]), "response_b": str(pairs.response_b[i]),
-            "pair_id": str(pairs.ids[i]),
+            "pair_id": str(pairs.ids[i]), **evidence_record(pairs, i),
         }
         ai = int(pairs.ai_label[i])
         task: dict[str, Any] = {"data": data}

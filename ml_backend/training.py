@@ -17,6 +17,7 @@ import numpy as np
 
 from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
 from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW, answer_counts, control_share_warning
+from rlthf_selector.evidence import evidence_from_records
 from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
 from rlthf_selector.selection import adaptive_control_share, control_slot_count
 
@@ -38,7 +39,8 @@ class TaskTable:
     ----------
     pairs : PreferencePairs
         ids are the task ids as strings; ``ai_label`` from ``data.ai_label``; ``human_label`` from the
-        annotations (skipped ones excluded).
+        annotations (skipped ones excluded); ``extra`` holds the judge's evidence found in the task data
+        (:data:`rlthf_selector.evidence.EVIDENCE_FIELDS`), which the queue and the evidence flips read.
     task_ids : ndarray of int64, shape (n,)
     pair_ids : ndarray of object, shape (n,)
         ``data.pair_id`` where given, else the task id.
@@ -110,6 +112,9 @@ def build_task_table(tasks: Sequence[Mapping[str, Any]], control: PreferenceCont
         rows.append((int(task["id"]), data, parse_label(data.get("ai_label")), human_label_of(task, control, warnings)))
     rows.sort(key=lambda r: r[0])
     task_ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+    extra, problems = evidence_from_records([r[1] for r in rows])
+    for i, problem in problems:
+        _warn(warnings, f"task {task_ids[i]}: {problem}")
     pairs = PreferencePairs(
         ids=[str(t) for t in task_ids],
         prompt=[r[1]["prompt"] for r in rows],
@@ -117,6 +122,7 @@ def build_task_table(tasks: Sequence[Mapping[str, Any]], control: PreferenceCont
         response_b=[r[1]["response_b"] for r in rows],
         ai_label=[r[2] for r in rows],
         human_label=[r[3] for r in rows],
+        extra=extra,
     )
     pair_ids = np.empty(len(rows), dtype=object)
     pair_ids[:] = [str(r[1].get("pair_id", r[0])) for r in rows]

@@ -26,14 +26,18 @@ Measured on PandaLM (docs/signal-measurements.md): where GPT-3.5 and PandaLM-7B 
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from rlthf_selector.pairs import PreferencePairs
+from rlthf_selector.pairs import PreferencePairs, format_label, parse_label
 
 #: Names of the components, in the order :func:`doubt_components` returns them.
 COMPONENTS = ("second", "swap", "explicit", "confidence", "disagreement")
+#: The ``pairs.extra`` columns the components are read from: what a pair's record (a JSONL line, a Label Studio
+#: task's data) must carry for the judge's evidence to reach the selector.
+EVIDENCE_FIELDS = ("second_judge_label", "ai_consistent", "judge_doubt", "ai_confidence", "ai_disagreement")
+_IN_UNIT_RANGE = ("judge_doubt", "ai_confidence", "ai_disagreement")
 
 
 def _column(extra: Mapping[str, np.ndarray], key: str, n: int) -> np.ndarray | None:
@@ -168,4 +172,72 @@ def judge_doubt(pairs: PreferencePairs, *, weights: Mapping[str, float] | None =
     return np.clip(doubt, 0.0, 1.0)
 
 
-__all__ = ["COMPONENTS", "doubt_components", "judge_doubt"]
+def evidence_record(pairs: PreferencePairs, i: int) -> dict[str, Any]:
+    """The judge-evidence fields of pair ``i`` as JSON values, for a record or a Label Studio task's data.
+
+    ``second_judge_label`` as ``"a"``/``"b"``, ``ai_consistent`` as a bool, the others as numbers; fields the pair
+    has no value for are left out. :func:`evidence_from_records` reads them back.
+    """
+    out: dict[str, Any] = {}
+    for key in EVIDENCE_FIELDS:
+        if key not in pairs.extra:
+            continue
+        value = pairs.extra[key][i]
+        if key == "second_judge_label":
+            label = format_label(int(value))
+            if label is not None:
+                out[key] = label
+        elif not (isinstance(value, (float, np.floating)) and np.isnan(value)):
+            out[key] = bool(value) if key == "ai_consistent" else float(value)
+    return out
+
+
+def evidence_from_records(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], list[tuple[int, str]]]:
+    """The judge-evidence columns for ``pairs.extra`` from one dict per pair (e.g. Label Studio task data).
+
+    Only :data:`EVIDENCE_FIELDS` are read; other fields are not evidence and are ignored.
+
+    Parameters
+    ----------
+    records : sequence of mapping, length n
+
+    Returns
+    -------
+    extra : dict of str to ndarray, shape (n,)
+        A column for each field that at least one record carries: ``second_judge_label`` as int8 (+1, -1, 0 where
+        absent or a tie), ``ai_consistent`` as float64 1.0/0.0, the others as float64; NaN where absent.
+    problems : list of (int, str)
+        The record's position and what is wrong, for each value that could not be used (wrong type, outside
+        [0, 1]). Such a value is left out (as if absent) rather than stopping the whole pool from training.
+    """
+    n = len(records)
+    extra: dict[str, np.ndarray] = {}
+    problems: list[tuple[int, str]] = []
+    for key in EVIDENCE_FIELDS:
+        present = [i for i, r in enumerate(records) if r.get(key) is not None]
+        if not present:
+            continue
+        col = np.zeros(n, dtype=np.int8) if key == "second_judge_label" else np.full(n, np.nan)
+        for i in present:
+            value = records[i][key]
+            try:
+                if key == "second_judge_label":
+                    col[i] = parse_label(value)
+                    continue
+                if key == "ai_consistent":
+                    if not isinstance(value, bool):
+                        raise ValueError(f"{value!r} is not true or false")
+                    col[i] = float(value)
+                    continue
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"{value!r} is not a number")
+                if key in _IN_UNIT_RANGE and not 0.0 <= float(value) <= 1.0:
+                    raise ValueError(f"{value!r} is outside [0, 1]")
+                col[i] = float(value)
+            except ValueError as exc:
+                problems.append((i, f"{key} left out: {exc}"))
+        extra[key] = col
+    return extra, sorted(problems, key=lambda p: p[0])
+
+
+__all__ = ["COMPONENTS", "EVIDENCE_FIELDS", "doubt_components", "evidence_from_records", "evidence_record", "judge_doubt"]

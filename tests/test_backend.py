@@ -396,6 +396,37 @@ def test_tasks_that_do_not_match_the_config_are_left_out_and_named(tmp_path, fak
     assert any("response_b is missing" in w for w in state.warnings)
 
 
+def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_path, fake_ls):
+    from rlthf_selector.pairs import LabelSource
+
+    from ml_backend.cli import task_records
+
+    # A second judge that is always right, imported the way `rlthf label-studio setup` imports pairs.
+    pairs = make_synthetic_pairs(400, seed=3)
+    pairs = pairs.replace(extra={"second_judge_label": pairs.gold_label.copy()})
+    tasks = [t["data"] for t in task_records(pairs, control=parse_label_config(PAIRWISE), model_version="rlthf-0")]
+    assert tasks[0]["second_judge_label"] in ("a", "b")
+    tasks[5] = dict(tasks[5], second_judge_label="maybe")  # a bad value: left out and named, the task still trains
+    pid = fake_ls.add_project(PAIRWISE, tasks)
+    app = make_app(tmp_path, fake_ls)
+    setup_project(app.test_client(), pid)
+    backend = app.extensions["rlthf"]
+    backend.worker.run_due()
+    state = backend.registry.get(pid).state
+    assert len(state.task_ids) == 400
+    assert any(f"task {fake_ls.task_ids(pid)[5]}: second_judge_label left out" in w for w in state.warnings)
+    # Evidence flips: the reward model contradicts the AI label and the second judge disagrees with it.
+    flipped = state.label_source == LabelSource.FLIPPED
+    assert flipped.sum() >= 5
+    gold = pairs.gold_label  # the tasks were created, and are held, in the pairs' order
+    assert (state.labels[flipped] == gold[flipped]).all()  # the second judge is always right here
+    # Without the evidence in the task data, nothing is flipped (the reflection rule is off by default).
+    plain = fake_ls.add_project(PAIRWISE, pair_data(400))
+    setup_project(app.test_client(), plain)
+    backend.worker.run_due()
+    assert not (backend.registry.get(plain).state.label_source == LabelSource.FLIPPED).any()
+
+
 # ---------------------------------------------------------------------- control draws and live estimates
 CONTROL, QUEUE = 2, 1  # rlthf_selector.estimates.CONTROL_DRAW, QUEUE_DRAW
 

@@ -208,3 +208,39 @@ def test_simulate_reports_the_evidence_aucs():
     out, table = run(pairs)
     assert out["signal"][0]["judge_doubt_auc"] is None and out["signal"][0]["fused_mistake_auc"] is None
     assert "Judge evidence alone" not in table
+
+
+def test_evidence_records_round_trip_every_field_and_leave_out_what_is_absent():
+    from rlthf_selector.evidence import EVIDENCE_FIELDS, evidence_from_records, evidence_record
+
+    nan = np.nan
+    pairs = make_pairs([1, -1, 1],
+                       second_judge_label=np.array([-1, 0, 1], np.int8),
+                       ai_consistent=np.array([1.0, nan, 0.0]),
+                       judge_doubt=np.array([0.2, nan, 0.9]),
+                       ai_confidence=np.array([0.8, 0.5, nan]),
+                       ai_disagreement=np.array([nan, 0.25, 0.0]),
+                       unrelated=np.array([1.0, 2.0, 3.0]))
+    records = [evidence_record(pairs, i) for i in range(3)]
+    assert records[1] == {"ai_confidence": 0.5, "ai_disagreement": 0.25}  # a tie and NaNs are left out
+    assert records[0]["second_judge_label"] == "b" and records[0]["ai_consistent"] is True
+    extra, problems = evidence_from_records([dict(r, rlthf_priority=3, prompt="q") for r in records])
+    assert problems == [] and set(extra) == set(EVIDENCE_FIELDS)
+    for key in EVIDENCE_FIELDS:
+        np.testing.assert_array_equal(extra[key], pairs.extra[key])
+    np.testing.assert_allclose(judge_doubt(pairs.replace(extra=extra)), judge_doubt(pairs))
+
+
+def test_evidence_from_records_leaves_out_bad_values_and_names_them():
+    from rlthf_selector.evidence import evidence_from_records
+
+    records = [{"ai_confidence": "high"}, {"judge_doubt": 1.5}, {"ai_consistent": "maybe"},
+               {"second_judge_label": "c"}, {"ai_confidence": 0.7, "judge_doubt": 0.1}, {}]
+    extra, problems = evidence_from_records(records)
+    assert [i for i, _ in problems] == [0, 1, 2, 3]
+    assert "ai_confidence left out: 'high' is not a number" in problems[0][1]
+    assert "judge_doubt left out: 1.5 is outside [0, 1]" in problems[1][1]
+    assert "ai_consistent left out" in problems[2][1] and "second_judge_label left out" in problems[3][1]
+    np.testing.assert_array_equal(extra["ai_confidence"], [np.nan, np.nan, np.nan, np.nan, 0.7, np.nan])
+    assert extra["second_judge_label"].tolist() == [0, 0, 0, 0, 0, 0]
+    assert evidence_from_records([{"prompt": "q"}] * 3) == ({}, [])  # no evidence, no columns
