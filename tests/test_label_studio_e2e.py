@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 
+import numpy as np
 import pytest
 
 from ml_backend.ls_server import wait_until
@@ -62,7 +63,9 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
     timings: dict[str, float] = {"label_studio_start_s": round(label_studio["started_in_s"], 1)}
     client = LabelStudioClient(label_studio["url"], label_studio["token"], retries=1)
     pairs = make_synthetic_pairs(N_PAIRS, seed=11)
-    pairs_file = write_jsonl(pairs.replace(gold_label=None), tmp_path / "pairs.jsonl")
+    # The judge's doubt travels in the task data; the backend reads it back at every retrain.
+    doubt = np.round(np.random.default_rng(11).uniform(0.0, 0.9, N_PAIRS), 3)
+    pairs_file = write_jsonl(pairs.replace(gold_label=None, extra={"judge_doubt": doubt}), tmp_path / "pairs.jsonl")
     title = f"rlthf-e2e-{uuid.uuid4().hex[:8]}"
     worker = backend["backend"].worker
 
@@ -90,6 +93,8 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
         assert all(any(p["model_version"] == "rlthf-1" for p in t["predictions"]) for t in tasks)
         by_id = {t["id"]: t for t in tasks}
         assert all(t["data"]["prompt"] and t["data"]["response_b"] for t in tasks)  # merged, not wiped
+        by_pair = dict(zip(pairs.ids.tolist(), doubt.tolist()))
+        assert all(t["data"]["judge_doubt"] == by_pair[t["data"]["pair_id"]] for t in tasks)
         queue = sorted((t["data"]["rlthf_priority"], t["id"]) for t in tasks if "rlthf_priority" in t["data"])
         assert 3 < len(queue) <= 20 and [q[0] for q in queue] == list(range(len(queue)))  # cap: 10% of the pairs
 
@@ -119,6 +124,7 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
         assert worker.wait_idle(60)
         state = backend["backend"].registry.get(pid).state
         assert state.model_version == "rlthf-2"
+        assert not any("left out" in w for w in state.warnings)  # the doubt came back from Label Studio usable
         for tid, choice in human_choice.items():
             pos = state.position(tid)
             assert state.human_label[pos] == choice and state.labels[pos] == choice
