@@ -130,12 +130,15 @@ def build_task_table(tasks: Sequence[Mapping[str, Any]], control: PreferenceCont
 
 
 def fingerprint(table: TaskTable, control: PreferenceControl) -> str:
-    """Changes when the tasks, their AI labels or their human labels change."""
+    """Changes when the tasks, their AI labels, their human labels or the judge's evidence change."""
     h = hashlib.sha256()
     h.update(f"{control.kind}:{control.from_name}".encode())
     h.update(table.task_ids.tobytes())
     h.update(table.pairs.ai_label.tobytes())
     h.update(table.pairs.human_label.tobytes())
+    for key in sorted(table.pairs.extra):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(table.pairs.extra[key]).tobytes())
     return h.hexdigest()
 
 

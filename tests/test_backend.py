@@ -427,6 +427,18 @@ def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_pa
     assert not (backend.registry.get(plain).state.label_source == LabelSource.FLIPPED).any()
 
 
+def test_a_change_in_the_judges_evidence_alone_is_a_change_worth_retraining():
+    from ml_backend.training import build_task_table, fingerprint
+
+    control = parse_label_config(PAIRWISE)
+    tasks = [{"id": i + 1, "data": dict(d, judge_doubt=0.2), "annotations": []} for i, d in enumerate(pair_data(10))]
+    before = fingerprint(build_task_table(tasks, control), control)
+    tasks[4]["data"]["judge_doubt"] = 0.9
+    table = build_task_table(tasks, control)
+    assert table.pairs.extra["judge_doubt"][4] == 0.9
+    assert fingerprint(table, control) != before
+
+
 # ---------------------------------------------------------------------- control draws and live estimates
 CONTROL, QUEUE = 2, 1  # rlthf_selector.estimates.CONTROL_DRAW, QUEUE_DRAW
 
