@@ -423,6 +423,7 @@ def _project_metrics(entry: ProjectEntry, backend: Backend) -> dict[str, Any]:
         "regions": summary.get("regions", {}),
         "label_sources": summary.get("label_sources", {}),
         "band_unlabelled": summary.get("band_unlabelled"),
+        "evidence_fields": summary.get("evidence_fields", []),
         "draws": summary.get("draws", {}),
         "estimates": estimates,
         "estimate_warnings": estimate_warnings,

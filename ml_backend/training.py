@@ -478,6 +478,7 @@ def train_state(
     summary = step.summary()
     summary["band_unlabelled"] = int(((step.region == Region.HUMAN) & (human == 0)).sum())
     summary["queue_length"] = int(served.order.shape[0])
+    summary["evidence_fields"] = sorted(table.pairs.extra)  # the judge's evidence this training read
     summary["draws"] = {
         "control_share": control_share, "served_control_share": share,
         "queue_served": int((~served.is_control).sum()), "control_served": int(served.is_control.sum()),

@@ -415,6 +415,8 @@ def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_pa
     state = backend.registry.get(pid).state
     assert len(state.task_ids) == 400
     assert any(f"task {fake_ls.task_ids(pid)[5]}: second_judge_label left out" in w for w in state.warnings)
+    assert app.test_client().get("/metrics").get_json()["projects"][str(pid)]["evidence_fields"] == [
+        "second_judge_label"]
     # Evidence flips: the reward model contradicts the AI label and the second judge disagrees with it.
     flipped = state.label_source == LabelSource.FLIPPED
     assert flipped.sum() >= 5
@@ -425,6 +427,7 @@ def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_pa
     setup_project(app.test_client(), plain)
     backend.worker.run_due()
     assert not (backend.registry.get(plain).state.label_source == LabelSource.FLIPPED).any()
+    assert app.test_client().get("/metrics").get_json()["projects"][str(plain)]["evidence_fields"] == []
 
 
 def test_a_change_in_the_judges_evidence_alone_is_a_change_worth_retraining():
