@@ -308,6 +308,12 @@ def carry_draw_records(previous: ProjectState, task_ids: np.ndarray, human_label
     return records
 
 
+def counted_draws(drawn_by: np.ndarray, answered_in: np.ndarray) -> np.ndarray:
+    """The group each pair's answer counts in: its draw's when the answer came while that draw was being served,
+    else ``NOT_DRAWN`` (see :class:`~ml_backend.state.ProjectState`). Shape (n,)."""
+    return np.where(answered_in == drawn_by, drawn_by, NOT_DRAWN)
+
+
 def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """The live estimates of a state (:func:`rlthf_selector.estimates.live_estimates`) and their plain-words warnings.
 
@@ -328,7 +334,7 @@ def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str
     if scope.shape[0] == 0:
         return {}, []
     human = state.human_label[scope]
-    counted = np.where(state.answered_in[scope] == state.drawn_by[scope], state.drawn_by[scope], NOT_DRAWN)
+    counted = counted_draws(state.drawn_by[scope], state.answered_in[scope])
     flipped = (state.label_source[scope] == LabelSource.FLIPPED) & (human == 0)
     try:
         estimates = live_estimates(
@@ -447,8 +453,7 @@ def train_state(
     iteration = previous.iteration + 1
     drawable = (human == 0) & (ai != 0)
     answered = records["answered_in"] != NOT_DRAWN
-    # An answer counts for its draw only when it came while that draw was being served.
-    counted = np.where(records["answered_in"] == records["drawn_by"], records["drawn_by"], NOT_DRAWN)
+    counted = counted_draws(records["drawn_by"], records["answered_in"])
     share = control_share
     if adapt_control_share and control_share > 0:
         share = adaptive_control_share(**answer_counts(ai_label=ai, human_label=human, drawn_by=counted),
