@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
 
-    from rlthf_selector.simulate import heldout_split, load_simulation_data
+    from rlthf_selector.simulate import heldout_split, load_simulation_data, machine_description
 
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -143,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     output = {
         "command": "python benchmarks/bench_backend_selection.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs, "
-                   f"Python {platform.python_version()}, {platform.system()}",
+        "machine": machine_description(),
         "dataset": data.name, "ai_labels": data.ai_labels, "seeds": seeds, "budgets": budgets,
         "answers_per_retrain": args.answers_per_retrain, "control_share": args.control_share,
         "queue_budget": args.queue_budget, "evidence_in_task_data": not args.no_evidence, "results": rows,
