@@ -357,7 +357,6 @@ def combine_totals(parts: Sequence[tuple[Estimate, float]], *, constant: float =
     return Estimate(point, max(lo_b, lower), min(hi_b, upper), n, confidence, method)
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Plain-words warnings from live estimates
 # ----------------------------------------------------------------------------------------------
