@@ -188,7 +188,8 @@ class ProjectRegistry:
                     previous, tasks, label_config=label_config, reward_model=entry.reward_model,
                     budget=self.config.queue_budget, model_version_prefix=self.config.model_version_prefix, force=force,
                     control_share=self.config.control_share,
-                    adapt_control_share=self.config.adapt_control_share, confidence=self.config.estimate_confidence,
+                    adapt_control_share=self.config.adapt_control_share, reversed_ranking=self.config.reversed_ranking,
+                    confidence=self.config.estimate_confidence,
                 )
             except BaseException:
                 entry.reward_model = None  # possibly half-fitted: start afresh next time

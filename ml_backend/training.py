@@ -16,12 +16,19 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
-from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW, answer_counts, control_share_warning
+from rlthf_selector.estimates import (
+    CONTROL_DRAW,
+    NOT_DRAWN,
+    QUEUE_DRAW,
+    answer_counts,
+    control_share_warning,
+    reversed_ranking_warning,
+)
 from rlthf_selector.evidence import evidence_from_records
 from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
-from rlthf_selector.selection import adaptive_control_share, control_slot_count
+from rlthf_selector.selection import batch_shares, control_slot_count, interleave_reversed
 
-from ml_backend.state import DRAW_RECORDS, ProjectState, blank_draw_records
+from ml_backend.state import DRAW_RECORDS, QUEUE_RANKING, REVERSED_RANKING, ProjectState, blank_draw_records
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +332,8 @@ def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str
     -------
     estimates : dict of str to dict
         Each :class:`~rlthf_selector.estimates.Estimate` as ``to_dict()``; empty for a state without tasks with an AI
-        label, and when the records are inconsistent (the warning then says why; training goes on).
+        label, and when the records are inconsistent (the warning then says why; training goes on). The reversed
+        ranking's answers make ``reversed_precision``, apart from the queue's.
     warnings : list of str
     """
     from rlthf_selector.estimates import estimate_warnings, live_estimates
@@ -341,6 +349,7 @@ def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str
             ai_label=state.ai_label[scope], human_label=human, drawn_by=counted, draw_round=state.draw_round[scope],
             label_round=state.label_round[scope], frame=state.draw_frame[scope],
             mistake_score=state.draw_score[scope], n_flipped=int(flipped.sum()), confidence=confidence,
+            served_reversed=state.draw_ranking[scope] == REVERSED_RANKING,
         )
     except ValueError as exc:
         # Diagnostics must not stop a project from training and serving: say what is wrong instead.
@@ -380,6 +389,7 @@ def train_state(
     selection_config: Any = None,
     control_share: float = 0.1,
     adapt_control_share: bool = False,
+    reversed_ranking: bool = False,
     confidence: float = 0.9,
 ) -> TrainOutcome:
     """One selection step on the project's current tasks and labels, with control draws in the served queue.
@@ -401,6 +411,11 @@ def train_state(
         Serve the share :func:`~rlthf_selector.selection.adaptive_control_share` gives from the answers counted so far
         (never less than ``control_share``): where the queue finds mistakes no more often than random draws, the
         served queue turns to random draws. Off here, on in the backend (``BackendConfig.adapt_control_share``).
+    reversed_ranking : bool
+        Also serve the reward model's ranking reversed (the unlabeled pairs whose AI label it agrees with most), at
+        the share :func:`~rlthf_selector.selection.ranking_shares` gives from the answers counted so far: where the
+        model learned the judge's bias, those pairs hold the mistakes it copied. Needs control draws (its baseline).
+        Off here, on in the backend (``BackendConfig.reversed_ranking``).
     confidence : float
         Of the live estimates' intervals, stored in ``summary["estimates"]``.
 
@@ -454,18 +469,27 @@ def train_state(
     drawable = (human == 0) & (ai != 0)
     answered = records["answered_in"] != NOT_DRAWN
     counted = counted_draws(records["drawn_by"], records["answered_in"])
-    share = control_share
-    if adapt_control_share and control_share > 0:
-        share = adaptive_control_share(**answer_counts(ai_label=ai, human_label=human, drawn_by=counted),
-                                       floor=control_share)
+    counts = answer_counts(ai_label=ai, human_label=human, drawn_by=counted,
+                           served_reversed=records["draw_ranking"] == REVERSED_RANKING)
+    share, reversed_share = batch_shares(counts, floor=control_share, adapt=adapt_control_share,
+                                         reversed_ranking=reversed_ranking,
+                                         rng=np.random.default_rng([previous.project_id, iteration, 1]))
+    not_waiting = np.ones(n, dtype=bool)
+    not_waiting[waiting] = False
+    targeted, from_reversed = interleave_reversed(
+        step.human_queue, step.oriented_gap, drawable=drawable & not_waiting,
+        share=reversed_share / (1.0 - share) if share < 1.0 else 0.0, length=cap + spare,
+    )
     served = serve_with_control(
-        step.human_queue, length=cap, drawable=drawable, waiting_control=waiting, share=share,
+        targeted, length=cap, drawable=drawable, waiting_control=waiting, share=share,
         answered=int(answered.sum()), answered_control=int((records["answered_in"] == CONTROL_DRAW).sum()),
         rng=np.random.default_rng([previous.project_id, iteration]),
     )
     mistake_score = -step.reward_gap * ai
-    fresh_targeted = served.order[~served.is_control]
-    fresh_targeted = fresh_targeted[records["drawn_by"][fresh_targeted] == NOT_DRAWN]
+    served_targeted = served.order[~served.is_control]
+    served_reversed = np.isin(served_targeted, targeted[from_reversed])
+    records["draw_ranking"][served_targeted] = np.where(served_reversed, REVERSED_RANKING, QUEUE_RANKING)
+    fresh_targeted = served_targeted[records["drawn_by"][served_targeted] == NOT_DRAWN]
     for drawn, code in ((fresh_targeted, QUEUE_DRAW), (served.fresh_control, CONTROL_DRAW)):
         records["drawn_by"][drawn] = code
         records["draw_round"][drawn] = iteration
@@ -484,11 +508,14 @@ def train_state(
     summary["band_unlabelled"] = int(((step.region == Region.HUMAN) & (human == 0)).sum())
     summary["queue_length"] = int(served.order.shape[0])
     summary["evidence_fields"] = sorted(table.pairs.extra)  # the judge's evidence this training read
+    answered_reversed = (counted == QUEUE_DRAW) & (records["draw_ranking"] == REVERSED_RANKING) & (human != 0)
     summary["draws"] = {
         "control_share": control_share, "served_control_share": share,
-        "queue_served": int((~served.is_control).sum()), "control_served": int(served.is_control.sum()),
-        "control_fresh": int(served.fresh_control.shape[0]),
-        "queue_answered": int(((counted == QUEUE_DRAW) & (human != 0)).sum()),
+        "reversed_ranking": bool(reversed_ranking), "served_reversed_share": reversed_share,
+        "queue_served": int((~served_reversed).sum()), "reversed_served": int(served_reversed.sum()),
+        "control_served": int(served.is_control.sum()), "control_fresh": int(served.fresh_control.shape[0]),
+        "queue_answered": int(((counted == QUEUE_DRAW) & (human != 0)).sum() - answered_reversed.sum()),
+        "reversed_answered": int(answered_reversed.sum()),
         "control_answered": int(((counted == CONTROL_DRAW) & (human != 0)).sum()),
         "human_labels_outside_draws": int(((counted == NOT_DRAWN) & (human != 0)).sum()),
     }
@@ -504,9 +531,9 @@ def train_state(
     )
     # Computed here, in the background training, so /metrics only reads them.
     state.summary["estimates"], state.summary["estimate_warnings"] = state_estimates(state, confidence=confidence)
-    note = control_share_warning(share, floor=control_share)
-    if note:
-        state.summary["estimate_warnings"].append(note)
+    for note in (control_share_warning(share, floor=control_share), reversed_ranking_warning(reversed_share)):
+        if note:
+            state.summary["estimate_warnings"].append(note)
     state.summary["estimate_confidence"] = confidence
     return TrainOutcome("trained", state, table)
 

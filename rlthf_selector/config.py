@@ -122,6 +122,14 @@ class LoopConfig:
         "adaptive_control_share), never below control_share. The budget moves to random draws where the queue "
         "loses (a reward model that learned the judge's bias) and stays on the queue where it wins.",
     )
+    reversed_ranking: bool = _f(
+        True,
+        "Also ask about the pairs the reward model agrees with most (its ranking reversed) when the answers show the "
+        "queue losing to random draws: a model trained on a biased judge's labels copies the bias, so the judge's "
+        "systematic mistakes sit among the labels it is surest of. Before every batch the batch is shared between "
+        "the queue, the reversed ranking and the control by the probability that each finds the AI's mistakes most "
+        "often (rlthf_selector.selection.ranking_shares). Needs control_share > 0.",
+    )
     shard_fraction: float = _f(
         1.0,
         "Iterate on a random shard of this fraction of the pool (the paper uses 0.25); the final reward model "
@@ -288,6 +296,15 @@ class BackendConfig:
         "random draws find the AI's mistakes more often than the queue (rlthf_selector.selection.adaptive_control_share), "
         "never below control_share. Where the queue loses, annotators are served random pairs instead.",
         env="RLTHF_ADAPT_CONTROL_SHARE",
+    )
+    reversed_ranking: bool = _f(
+        True,
+        "Also serve the pairs the reward model agrees with most (its ranking reversed) when the answers show the queue "
+        "losing to random draws: a model trained on a biased judge's labels copies the bias, so the judge's systematic "
+        "mistakes sit among the labels it is surest of. Each retrain shares the batch between the queue, the reversed "
+        "ranking and the control by the probability that each finds the AI's mistakes most often "
+        "(rlthf_selector.selection.ranking_shares). Needs control_share > 0.",
+        env="RLTHF_REVERSED_RANKING",
     )
     estimate_confidence: float = _f(
         0.9, "Two-sided coverage of the live estimates' intervals in /metrics (0.9 = 90 percent intervals).",

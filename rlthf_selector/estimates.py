@@ -424,6 +424,18 @@ def control_share_warning(share: float, *, floor: float) -> str | None:
             f"pairs instead of the configured {100 * floor:.0f}%; the share follows the answers from batch to batch.")
 
 
+def reversed_ranking_warning(share: float) -> str | None:
+    """A plain-words note when part of the human batch goes to the reward model's ranking reversed
+    (:func:`rlthf_selector.selection.ranking_shares`): ``share`` above 0. None otherwise."""
+    if not share > 1e-9:
+        return None
+    pct = f"{100 * share:.0f}%"
+    # The gist before the colon carries no number, so reports can group the note across runs.
+    return (f"Part of the budget moved to the pairs the reward model agrees with most: the answers so far suggest "
+            f"that it learned the judge's bias, so the AI's mistakes sit among the labels it is surest of, and {pct} "
+            f"of the human batch goes to those pairs; the share follows the answers from batch to batch.")
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f}%"
 
@@ -436,8 +448,9 @@ def _pct(x: float | None) -> str:
 NOT_DRAWN, QUEUE_DRAW, CONTROL_DRAW = 0, 1, 2
 
 
-def answer_counts(*, ai_label: Any, human_label: Any, drawn_by: Any) -> dict[str, int]:
-    """Answered queue and control draws, and how many of each the human overturned (said the AI label was wrong).
+def answer_counts(*, ai_label: Any, human_label: Any, drawn_by: Any, served_reversed: Any = None) -> dict[str, tuple[int, int]]:
+    """(overturned, answered) per source of draws: how many answered draws each has, and how many of them the human
+    overturned (said the AI label was wrong).
 
     Parameters
     ----------
@@ -445,24 +458,25 @@ def answer_counts(*, ai_label: Any, human_label: Any, drawn_by: Any) -> dict[str
         As in :func:`live_estimates`; pairs without an AI label are not counted.
     drawn_by : array-like of int, shape (n,)
         The group a pair's answer counts in (:data:`NOT_DRAWN` for answers that count in neither).
+    served_reversed : array-like of bool, shape (n,), optional
+        Queue draws served by the reward model's ranking reversed instead of RLTHF's queue (see
+        :func:`rlthf_selector.selection.ranking_shares`); default none.
 
     Returns
     -------
-    dict of str to int
-        ``queue_answered``, ``queue_overturned``, ``control_answered``, ``control_overturned``: the keyword arguments
-        of :func:`rlthf_selector.selection.adaptive_control_share`.
+    dict of str to tuple of int
+        ``queue``, ``reversed``, ``control``: the arguments of :func:`rlthf_selector.selection.ranking_shares`
+        (and, queue and control, of :func:`rlthf_selector.selection.adaptive_control_share`).
     """
     ai = np.asarray(ai_label)
     human = np.asarray(human_label)
     group = np.asarray(drawn_by)
+    rev = np.zeros(group.shape, dtype=bool) if served_reversed is None else np.asarray(served_reversed, dtype=bool)
     answered = (human != 0) & (ai != 0)
     overturned = answered & (human != ai)
-    counts = {}
-    for name, code in (("queue", QUEUE_DRAW), ("control", CONTROL_DRAW)):
-        mine = group == code
-        counts[f"{name}_answered"] = int((answered & mine).sum())
-        counts[f"{name}_overturned"] = int((overturned & mine).sum())
-    return counts
+    sources = {"queue": (group == QUEUE_DRAW) & ~rev, "reversed": (group == QUEUE_DRAW) & rev,
+               "control": group == CONTROL_DRAW}
+    return {name: (int((overturned & mine).sum()), int((answered & mine).sum())) for name, mine in sources.items()}
 
 
 def live_estimates(
@@ -477,6 +491,7 @@ def live_estimates(
     n_flipped: int = 0,
     confidence: float = 0.9,
     method: str = "clopper-pearson",
+    served_reversed: Any = None,
 ) -> dict[str, Estimate]:
     """Live estimates, with intervals, of how good the AI labels, the targeted queue and the reward model's ranking
     are, from the human answers to a pool's queue and control draws.
@@ -514,6 +529,10 @@ def live_estimates(
         Two-sided coverage of every interval.
     method : str
         Interval of the proportions and of the control totals: ``clopper-pearson`` or ``wilson``.
+    served_reversed : array-like of bool, shape (n,), optional
+        Queue draws served by the reward model's ranking reversed instead of RLTHF's queue
+        (:func:`rlthf_selector.selection.ranking_shares`). Their answers leave the queue's estimates and make
+        ``reversed_precision``. Default: none (and no ``reversed_precision``).
 
     Returns
     -------
@@ -526,6 +545,8 @@ def live_estimates(
             How often humans overturn the AI on control draws (the AI's error rate on unlabeled pairs).
         ``queue_precision``
             How often humans overturn the AI on queue draws.
+        ``reversed_precision``
+            Only with ``served_reversed``: the same on the draws the reversed ranking served.
         ``queue_minus_control``
             ``queue_precision - control_overturn`` (:func:`newcombe_difference`): above 0 when the queue finds the
             AI's mistakes better than random draws.
@@ -545,7 +566,7 @@ def live_estimates(
         Arrays of different shapes, a pair without an AI label, codes outside the ones above, an answer given before
         its draw, an answered control draw without a frame or a finite score, or ``n_flipped`` out of range.
     """
-    from rlthf_selector.validation import check_label_vector, check_number_vector, raise_if_any
+    from rlthf_selector.validation import check_bool_vector, check_label_vector, check_number_vector, raise_if_any
 
     ai_arr = np.asarray(ai_label)
     if ai_arr.ndim != 1 or ai_arr.shape[0] == 0:
@@ -568,6 +589,9 @@ def live_estimates(
     answered = labelled & (group != NOT_DRAWN)
     control = answered & (group == CONTROL_DRAW)
     queue = answered & (group == QUEUE_DRAW)
+    if served_reversed is not None:
+        from_reversed = queue & check_bool_vector(served_reversed, n, "served_reversed")
+        queue &= ~from_reversed
     raise_if_any(answered & (answered_in < drawn_in), "an answer came before its draw (label_round < draw_round)")
     raise_if_any(control & (frame_size < 1), "an answered control draw has frame < 1 (unlabeled pairs at its draw)")
     raise_if_any(control & ~np.isfinite(score), "an answered control draw has no finite mistake_score")
@@ -593,6 +617,9 @@ def live_estimates(
     out["queue_precision"] = proportion_estimate(k_queue, n_queue, confidence=confidence, method=method)
     out["queue_minus_control"] = newcombe_difference(k_queue, n_queue, k_control, n_control, confidence=confidence)
     out["rm_auc"] = auc_estimate(score[control], overturn[control], confidence=confidence, method="hanley-mcneil")
+    if served_reversed is not None:
+        out["reversed_precision"] = proportion_estimate(int(overturn[from_reversed].sum()), int(from_reversed.sum()),
+                                                        confidence=confidence, method=method)
 
     # Right AI labels among the pairs still unlabeled: each draw's frame total, less those labelled since it.
     agree_since = float(agree_rounds.shape[0]) - agree_before
@@ -645,6 +672,7 @@ __all__ = [
     "clopper_pearson_interval",
     "combine_totals",
     "control_share_warning",
+    "reversed_ranking_warning",
     "control_total_estimate",
     "effective_size",
     "estimate_warnings",

@@ -18,7 +18,14 @@ from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
 from rlthf_selector.curve import CurveAnalysis, analyze_curve
 from rlthf_selector.evidence import judge_doubt
 from rlthf_selector.pairs import LabelSource, PreferencePairs
-from rlthf_selector.selection import Region, adaptive_control_share, mix_control_draws, resolve_labels, select_pairs
+from rlthf_selector.selection import (
+    Region,
+    batch_shares,
+    interleave_reversed,
+    mix_control_draws,
+    resolve_labels,
+    select_pairs,
+)
 
 
 class Annotator(ABC):
@@ -224,6 +231,8 @@ class IterationRecord:
     curve_warnings: list[str] = field(default_factory=list)
     control_asked: int = 0
     control_share: float = 0.0
+    reversed_asked: int = 0
+    reversed_share: float = 0.0
     estimates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,10 +243,12 @@ class DrawLog:
     """Which pairs the loop drew for humans, how, and when: the records behind the live estimates.
 
     Arrays have shape (n,) over the pool. A pair keeps its first draw. Rounds are iterations; human labels given
-    before the loop are from round -1 and count in no draw group.
+    before the loop are from round -1 and count in no draw group. ``served_reversed`` marks the queue draws the
+    reward model's reversed ranking served (:func:`~rlthf_selector.selection.interleave_reversed`); with
+    ``tracks_reversed`` their answers make the estimate ``reversed_precision``, apart from the queue's.
     """
 
-    def __init__(self, pairs: PreferencePairs) -> None:
+    def __init__(self, pairs: PreferencePairs, *, tracks_reversed: bool = False) -> None:
         from rlthf_selector.estimates import NOT_DRAWN
 
         n = len(pairs)
@@ -247,9 +258,11 @@ class DrawLog:
         self.label_round = np.full(n, -1, dtype=np.int64)
         self.frame = np.zeros(n, dtype=np.int64)
         self.mistake_score = np.zeros(n, dtype=np.float64)
+        self.served_reversed = np.zeros(n, dtype=bool)
+        self.tracks_reversed = tracks_reversed
 
     def record(self, positions: np.ndarray, is_control: np.ndarray, *, round_: int, frame: int,
-               mistake_score: np.ndarray) -> None:
+               mistake_score: np.ndarray, from_reversed: np.ndarray | None = None) -> None:
         """Record the draws of one batch (pool positions, before the answers)."""
         from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW
 
@@ -259,14 +272,17 @@ class DrawLog:
         self.draw_round[at] = round_
         self.frame[at] = frame
         self.mistake_score[at] = mistake_score[first]
+        if from_reversed is not None:
+            self.served_reversed[at] = np.asarray(from_reversed, dtype=bool)[first]
 
-    def answer_counts(self, human_label: np.ndarray, *, positions: np.ndarray) -> dict[str, int]:
-        """:func:`~rlthf_selector.estimates.answer_counts` over ``positions``: the loop's answered draws by group."""
+    def answer_counts(self, human_label: np.ndarray, *, positions: np.ndarray) -> dict[str, tuple[int, int]]:
+        """:func:`~rlthf_selector.estimates.answer_counts` over ``positions``: the loop's answered draws by source."""
         from rlthf_selector.estimates import NOT_DRAWN, answer_counts
 
         idx = np.asarray(positions)
         in_loop = np.where(self.label_round[idx] >= 0, self.drawn_by[idx], NOT_DRAWN)
-        return answer_counts(ai_label=self.ai_label[idx], human_label=human_label[idx], drawn_by=in_loop)
+        return answer_counts(ai_label=self.ai_label[idx], human_label=human_label[idx], drawn_by=in_loop,
+                             served_reversed=self.served_reversed[idx])
 
     def estimates(self, human_label: np.ndarray, *, positions: np.ndarray | None = None, n_flipped: int = 0,
                   confidence: float = 0.9) -> dict[str, Any]:
@@ -282,6 +298,7 @@ class DrawLog:
             ai_label=self.ai_label[idx], human_label=human_label[idx], drawn_by=self.drawn_by[idx],
             draw_round=self.draw_round[idx], label_round=self.label_round[idx], frame=self.frame[idx],
             mistake_score=self.mistake_score[idx], n_flipped=n_flipped, confidence=confidence,
+            served_reversed=self.served_reversed[idx] if self.tracks_reversed else None,
         )
 
 
@@ -396,20 +413,30 @@ class RLTHF:
         total_budget = min(cfg.budget_count(n), shard.shape[0])
         spent = 0
         records: list[IterationRecord] = []
-        draws = DrawLog(pairs)
+        reversed_ranking = cfg.reversed_ranking and cfg.control_share > 0  # the control is its baseline
+        draws = DrawLog(pairs, tracks_reversed=reversed_ranking)
         previous_region = None
         for t in range(cfg.iterations):
             shard_pairs = pairs.subset(shard).replace(human_label=human_label[shard])
             budget = math.ceil(max(total_budget - spent, 0) / (cfg.iterations - t))
             step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region)
             unlabeled = shard_pairs.human_label == 0
-            share = cfg.control_share
-            if cfg.adapt_control_share:
-                share = adaptive_control_share(**draws.answer_counts(human_label, positions=shard), floor=share)
-            queue, is_control = mix_control_draws(step.human_queue, unlabeled=unlabeled, share=share, rng=rng)
+            # Its own generator, so that the control draws are those of a run without the reversed ranking.
+            share, reversed_share = batch_shares(
+                draws.answer_counts(human_label, positions=shard), floor=cfg.control_share,
+                adapt=cfg.adapt_control_share, reversed_ranking=reversed_ranking,
+                rng=np.random.default_rng([cfg.seed, t, 1]),
+            )
+            targeted, from_reversed = interleave_reversed(
+                step.human_queue, step.oriented_gap, drawable=unlabeled & (shard_pairs.ai_label != 0),
+                share=reversed_share / (1.0 - share) if share < 1.0 else 0.0, length=step.human_queue.shape[0],
+            )
+            queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=share, rng=rng)
+            served_reversed = np.isin(queue, targeted[from_reversed]) & ~is_control
             draws.record(shard[queue], is_control, round_=t,
                          frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
-                         mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue])
+                         mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue],
+                         from_reversed=served_reversed)
             answers = np.asarray(annotator.annotate(shard_pairs, queue), dtype=np.int8) if queue.size else np.zeros(0, np.int8)
             if answers.shape != queue.shape:
                 raise ValueError(f"annotator returned {answers.shape[0]} answers for {queue.shape[0]} pairs")
@@ -427,6 +454,8 @@ class RLTHF:
             record = _record(step, shard_pairs, asked=int(queue.shape[0]), answered=int(fresh.sum()))
             record.control_asked = int(is_control.sum())
             record.control_share = share
+            record.reversed_asked = int(served_reversed.sum())
+            record.reversed_share = reversed_share
             record.estimates = {k: e.to_dict() for k, e in draws.estimates(human_label, positions=shard).items()}
             records.append(record)
             if self.on_iteration:
@@ -447,13 +476,14 @@ class RLTHF:
         records.append(record)
         if self.on_iteration:
             self.on_iteration(record)
-        from rlthf_selector.estimates import control_share_warning, estimate_warnings
+        from rlthf_selector.estimates import control_share_warning, estimate_warnings, reversed_ranking_warning
 
         warnings = estimate_warnings(estimates) if estimates else []
         asked = [r for r in records[:-1] if r.human_asked]
-        if asked:  # the share the last human batch was drawn with
-            note = control_share_warning(asked[-1].control_share, floor=cfg.control_share)
-            warnings += [note] if note else []
+        if asked:  # the shares the last human batch was drawn with
+            for note in (control_share_warning(asked[-1].control_share, floor=cfg.control_share),
+                         reversed_ranking_warning(asked[-1].reversed_share)):
+                warnings += [note] if note else []
         return LoopResult(
             pairs=full, labels=final.labels, label_source=final.label_source, final_step=final,
             records=records, shard=shard, reward_model=self.reward_model, estimates=estimates,

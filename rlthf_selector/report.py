@@ -162,6 +162,7 @@ _ESTIMATE_NAMES = {
     "control_overturn": "humans overturn the AI: control",
     "queue_precision": "humans overturn the AI: targeted queue",
     "queue_minus_control": "queue minus control",
+    "reversed_precision": "humans overturn the AI: reversed ranking",
     "rm_auc": "RM mistake-ranking AUC (control draws)",
     "rm_auc_weighted": "RM mistake-ranking AUC (all answers, weighted)",
     "flip_precision": "flip precision (flipped rings)",

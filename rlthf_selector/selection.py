@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Mapping
 
 import numpy as np
 
@@ -293,6 +294,174 @@ def adaptive_control_share(
     else:
         p = 1.0 - beta_exceedance(queue, control)
     return float(min(1.0, max(floor, p)))
+
+
+def ranking_shares(
+    queue: tuple[int, int],
+    reversed_queue: tuple[int, int],
+    control: tuple[int, int],
+    *,
+    floor: float,
+    rng: np.random.Generator,
+    prior_strength: float = 2.0,
+    draws: int = 8192,
+) -> dict[str, float]:
+    """Shares of the next batch for three sources of pairs: the queue (the reward model's ranking of the AI's likely
+    mistakes), the same ranking reversed (the pairs the model agrees with most), and random (control) draws.
+
+    Each share is the probability, given the answers so far, that its source finds AI mistakes most often
+    (probability matching over three arms, by Monte Carlo). The control keeps at least ``floor``. Where a reward
+    model has learned the judge's bias, its lowest gaps hold the AI's *right* labels and its highest gaps the
+    systematic mistakes it copied, so the reversed ranking is the one that finds them. Until the queue and the
+    control both have an answer, the queue takes every slot but the floor's, as in :func:`adaptive_control_share`.
+
+    The queue and the control have Beta(1 + overturned, 1 + kept) posteriors. The reversed ranking's prior has
+    ``prior_strength`` pseudo-answers centred on the mirror image of the queue's rate about the control's, clipped
+    to [0.02, 0.98]: a queue that finds mistakes less often than random draws suggests that its reverse finds them
+    more often, and one that finds them more often suggests the reverse is not worth a label. Its own answers take
+    over after a few.
+
+    Parameters
+    ----------
+    queue, reversed_queue, control : tuple of int
+        (overturned, answered): answered draws of each source, and how many the human overturned.
+    floor : float
+        In [0, 1]: the least share for the control (kept for the live estimates).
+    rng : numpy Generator
+        For the Monte Carlo draws (seed it for a reproducible share).
+    prior_strength : float
+        Pseudo-answers of the reversed ranking's prior, > 0.
+    draws : int
+        Monte Carlo draws per arm.
+
+    Returns
+    -------
+    dict of str to float
+        ``queue``, ``reversed``, ``control``: shares in [0, 1] summing to 1; ``control`` >= ``floor``.
+
+    Raises
+    ------
+    ValueError
+        ``floor`` outside [0, 1], a prior strength <= 0, or counts that are negative or larger than their totals.
+    """
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"control share must be in [0, 1], got {floor}")
+    if not prior_strength > 0:
+        raise ValueError(f"prior_strength must be > 0, got {prior_strength}")
+    for name, (k, n) in (("queue", queue), ("reversed queue", reversed_queue), ("control", control)):
+        if not 0 <= k <= n:
+            raise ValueError(f"{name}: {k} overturned of {n} answered is not a count within its total")
+    if queue[1] == 0 or control[1] == 0:
+        return {"queue": 1.0 - floor, "reversed": 0.0, "control": float(floor)}
+    queue_mean = (1 + queue[0]) / (2 + queue[1])
+    control_mean = (1 + control[0]) / (2 + control[1])
+    mirror = min(0.98, max(0.02, 2 * control_mean - queue_mean))
+    a = np.array([1 + queue[0], prior_strength * mirror + reversed_queue[0], 1 + control[0]], dtype=np.float64)
+    b = np.array([1 + queue[1] - queue[0], prior_strength * (1 - mirror) + reversed_queue[1] - reversed_queue[0],
+                  1 + control[1] - control[0]], dtype=np.float64)
+    best = np.argmax(rng.beta(a, b, size=(int(draws), 3)), axis=1)
+    p_queue, p_reversed, p_control = (float(x) for x in np.bincount(best, minlength=3) / float(draws))
+    share_control = max(float(floor), float(p_control))
+    targeted = p_queue + p_reversed
+    share_reversed = (1.0 - share_control) * (p_reversed / targeted if targeted > 0 else 0.0)
+    return {"queue": 1.0 - share_control - share_reversed, "reversed": share_reversed, "control": share_control}
+
+
+def batch_shares(
+    counts: Mapping[str, tuple[int, int]],
+    *,
+    floor: float,
+    adapt: bool,
+    reversed_ranking: bool,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """The control's and the reversed ranking's shares of the next batch; the queue takes the rest.
+
+    With ``reversed_ranking`` (and control draws to compare with), :func:`ranking_shares` over the three sources;
+    else, with ``adapt``, :func:`adaptive_control_share` over the queue and the control; else ``floor`` alone.
+    Without ``adapt`` the control keeps ``floor`` and the targeted slots are shared as :func:`ranking_shares` says.
+
+    Parameters
+    ----------
+    counts : mapping of str to (overturned, answered)
+        ``queue``, ``reversed``, ``control`` (:func:`rlthf_selector.estimates.answer_counts`).
+    floor : float
+        The configured control share, in [0, 1].
+    adapt, reversed_ranking : bool
+        ``LoopConfig.adapt_control_share`` and ``LoopConfig.reversed_ranking`` (or the backend's).
+    rng : numpy Generator
+        For :func:`ranking_shares`' Monte Carlo draws.
+
+    Returns
+    -------
+    control_share, reversed_share : float
+        Shares of the whole batch, summing to at most 1.
+    """
+    if reversed_ranking and floor > 0:
+        shares = ranking_shares(counts["queue"], counts["reversed"], counts["control"], floor=floor, rng=rng)
+        control = shares["control"] if adapt else float(floor)
+        targeted = shares["queue"] + shares["reversed"]
+        return control, (1.0 - control) * (shares["reversed"] / targeted if targeted > 0 else 0.0)
+    if adapt and floor > 0:
+        return adaptive_control_share(*counts["queue"], *counts["control"], floor=floor), 0.0
+    return float(floor), 0.0
+
+
+def interleave_reversed(
+    human_queue: np.ndarray,
+    oriented_gap: np.ndarray,
+    *,
+    drawable: np.ndarray,
+    share: float,
+    length: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Targeted pairs from two rankings: the queue, and the drawable pairs outside it whose AI label the reward model
+    agrees with most (highest oriented gap first), at ``share`` of the slots (:func:`ranking_shares`).
+
+    Slot ``t`` goes to the reversed ranking when ``round((t + 1) * share)`` steps up, so any stretch of slots holds
+    about ``share`` of them; a ranking that runs out leaves its slots to the other.
+
+    Parameters
+    ----------
+    human_queue : ndarray of int64, shape (q,)
+        Pair positions, most valuable first.
+    oriented_gap : ndarray of float, shape (n,)
+        The reward gap in the AI label's orientation.
+    drawable : ndarray of bool, shape (n,)
+        Pairs the reversed ranking may serve (unlabeled, with an AI label).
+    share : float
+        In [0, 1]: the reversed ranking's share of the slots; 0 serves the queue alone.
+    length : int
+        Most slots to fill.
+
+    Returns
+    -------
+    order : ndarray of int64, shape (k,)
+        The queue's first ``length`` at share 0; else ``k = min(length, q + reversed pairs)``.
+    from_reversed : ndarray of bool, shape (k,)
+    """
+    queue = np.asarray(human_queue, dtype=np.int64)
+    if share <= 0:
+        order = queue[: max(int(length), 0)]
+        return order, np.zeros(order.shape[0], dtype=bool)
+    gap = np.asarray(oriented_gap, dtype=np.float64)
+    candidates = np.flatnonzero(np.asarray(drawable, dtype=bool))
+    candidates = candidates[~np.isin(candidates, queue)]
+    reversed_queue = candidates[np.argsort(-gap[candidates], kind="stable")][: max(int(length), 0)]
+    k = int(min(length, queue.shape[0] + reversed_queue.shape[0]))
+    t = np.arange(k)
+    wants = np.floor((t + 1) * share + 0.5) > np.floor(t * share + 0.5)
+    # As many reversed slots as the share asks, within what each ranking holds.
+    n_reversed = int(min(reversed_queue.shape[0], max(k - queue.shape[0], int(wants.sum()))))
+    from_reversed = wants.copy()
+    if from_reversed.sum() > n_reversed:
+        from_reversed[np.flatnonzero(from_reversed)[n_reversed:]] = False
+    elif from_reversed.sum() < n_reversed:
+        from_reversed[np.flatnonzero(~from_reversed)[-(n_reversed - int(from_reversed.sum())):]] = True
+    order = np.empty(k, dtype=np.int64)
+    order[from_reversed] = reversed_queue[:n_reversed]
+    order[~from_reversed] = queue[: k - n_reversed]
+    return order, from_reversed
 
 
 def beta_exceedance(x: tuple[int, int], y: tuple[int, int]) -> float:

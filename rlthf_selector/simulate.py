@@ -354,11 +354,14 @@ def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, A
     ai = pool.ai_label[shard]
     has_ai = ai != 0
     wrong = (ai != gold) & has_ai
-    queued = (result.draws.drawn_by[shard] == QUEUE_DRAW) & (result.pairs.human_label[shard] != 0) & has_ai
+    targeted = (result.draws.drawn_by[shard] == QUEUE_DRAW) & (result.pairs.human_label[shard] != 0) & has_ai
+    from_reversed = targeted & result.draws.served_reversed[shard]
+    queued = targeted & ~from_reversed
     truths: dict[str, float | None] = {
         "ai_accuracy": float((~wrong[has_ai]).mean()),
         "control_overturn": float(wrong[has_ai].mean()),
         "queue_precision": float(wrong[queued].mean()) if queued.any() else None,
+        "reversed_precision": float(wrong[from_reversed].mean()) if from_reversed.any() else None,
         "rm_auc": None,
         "pool_accuracy": float((result.labels[shard][has_ai] == gold[has_ai]).mean()),
     }

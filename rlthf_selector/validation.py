@@ -114,6 +114,23 @@ def check_number_vector(x: Any, n: int, name: str, dtype: Any) -> np.ndarray:
     return arr.astype(dtype)
 
 
+def check_bool_vector(x: Any, n: int, name: str) -> np.ndarray:
+    """``x`` as a vector of ``n`` booleans.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``: a wrong shape, or entries that are not booleans (0 and 1 are accepted).
+    """
+    arr = np.asarray(x)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one entry per pair, got {arr.shape}")
+    if arr.dtype != bool:
+        if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"{name} must hold booleans, got dtype {arr.dtype}")
+    return arr.astype(bool)
+
+
 def raise_if_any(bad: np.ndarray, what: str) -> None:
     """Raise ``ValueError(what: count, the first position)`` when any entry of the bool vector ``bad`` is set."""
     if bad.any():

@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -176,7 +177,7 @@ def test_the_control_share_of_each_batch_follows_the_answers_before_it():
     polite = np.array([["polite" in t.split() for t in side] for side in (noisy.response_a, noisy.response_b)])
     biased = np.where(polite[0], -1, 1).astype(np.int8)
     noisy = noisy.replace(ai_label=np.where(polite[0] != polite[1], biased, noisy.gold_label).astype(np.int8))
-    config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1)
+    config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1, reversed_ranking=False)
     result = RLTHF(model(), loop_config=config).run(noisy, GoldAnnotator())
     shares = [r.control_share for r in result.records[:-1]]
     assert shares[0] == 0.1  # nothing answered yet: the queue is trusted first
@@ -184,7 +185,43 @@ def test_the_control_share_of_each_batch_follows_the_answers_before_it():
     for t in (1, 2):
         before = np.where((draws.label_round >= 0) & (draws.label_round < t), draws.drawn_by, NOT_DRAWN)
         counts = answer_counts(ai_label=noisy.ai_label, human_label=human, drawn_by=before)
-        assert shares[t] == pytest.approx(adaptive_control_share(**counts, floor=0.1))
+        assert shares[t] == pytest.approx(adaptive_control_share(*counts["queue"], *counts["control"], floor=0.1))
     assert min(shares[1:]) > 0.5  # most of each later batch is random draws
     assert f"so {100 * shares[-1]:.0f}% of the human batch goes to random pairs" in " ".join(result.warnings)
     assert result.estimates["queue_precision"].value < result.estimates["control_overturn"].value
+
+
+def test_batches_turn_to_the_reversed_ranking_where_the_model_copied_the_judges_bias():
+    from rlthf_selector.estimates import QUEUE_DRAW
+
+    # A judge that follows a cue unrelated to quality: on 40% of the pairs it picks the response with the word
+    # "sparkle", right half of the time; elsewhere it is right. The texts say nothing of gold, so the reward model
+    # learns only the cue, and the judge's mistakes sit among the labels it agrees with most.
+    pairs = make_synthetic_pairs(600, seed=3)
+    rng = np.random.default_rng(0)
+    gold = rng.choice([1, -1], size=600).astype(np.int8)
+    marked, side = rng.random(600) < 0.4, rng.choice([1, -1], size=600)
+    mark = lambda texts, s: np.array([t + (" sparkle" if m and x == s else "") for t, m, x in zip(texts, marked, side)],  # noqa: E731
+                                     dtype=object)
+    noisy = pairs.replace(response_a=mark(pairs.response_a, 1), response_b=mark(pairs.response_b, -1), gold_label=gold,
+                          ai_label=np.where(marked, side, gold).astype(np.int8))
+    config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1)
+    result = RLTHF(model(), loop_config=config).run(noisy, GoldAnnotator())
+    batches = result.records[:-1]
+    assert batches[0].reversed_share == 0.0 and batches[0].reversed_asked == 0  # the queue is trusted first
+    assert all(r.reversed_share > 0.3 and r.reversed_asked > 0 for r in batches[1:])
+    draws, human = result.draws, result.pairs.human_label
+    wrong = noisy.ai_label != noisy.gold_label
+    reversed_asked = draws.served_reversed & (human != 0)
+    queue_asked = (draws.drawn_by == QUEUE_DRAW) & ~draws.served_reversed & (human != 0)
+    assert reversed_asked.sum() == sum(r.reversed_asked for r in batches)
+    # The reversed ranking finds the judge's mistakes far more often than the queue, and the estimates say so.
+    assert wrong[reversed_asked].mean() > wrong[queue_asked].mean() + 0.2
+    est = result.estimates["reversed_precision"]
+    assert est.n == int(reversed_asked.sum()) and est.value == pytest.approx(wrong[reversed_asked].mean())
+    assert result.estimates["queue_precision"].n == int(queue_asked.sum())
+    assert any("the pairs the reward model agrees with most" in w for w in result.warnings)
+    # Without it, the same run asks only the queue and the control, and ends with fewer right labels.
+    plain = RLTHF(model(), loop_config=replace(config, reversed_ranking=False)).run(noisy, GoldAnnotator())
+    assert not plain.draws.served_reversed.any() and "reversed_precision" not in plain.estimates
+    assert (plain.labels == noisy.gold_label).mean() < (result.labels == noisy.gold_label).mean()

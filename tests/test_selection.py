@@ -189,6 +189,90 @@ def test_adaptive_control_share_names_bad_input():
         adaptive_control_share(1, 2, -1, 2, floor=0.1)
 
 
+def test_ranking_shares_known_answers():
+    from rlthf_selector.selection import adaptive_control_share, ranking_shares
+
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    # Until the queue and the control both have answers, the queue keeps all but the floor.
+    assert ranking_shares((0, 0), (0, 0), (3, 4), floor=0.1, rng=rng()) == {"queue": 0.9, "reversed": 0.0, "control": 0.1}
+    assert ranking_shares((3, 4), (0, 0), (0, 0), floor=0.2, rng=rng()) == {"queue": 0.8, "reversed": 0.0, "control": 0.2}
+    # A reversed ranking that never finds a mistake drops out: the shares are the two-arm closed form's (Monte Carlo).
+    for queue, control in (((30, 100), (30, 100)), ((3, 10), (5, 10)), ((12, 30), (6, 30))):
+        shares = ranking_shares(queue, (0, 2000), control, floor=0.0, rng=rng(), draws=200_000)
+        assert shares["reversed"] == 0.0
+        assert shares["control"] == pytest.approx(adaptive_control_share(*queue, *control, floor=0.0), abs=0.005)
+    # Three sources with the same answers: a three-way toss.
+    even = ranking_shares((300, 1000), (300, 1000), (300, 1000), floor=0.0, rng=rng(), draws=200_000)
+    assert all(v == pytest.approx(1 / 3, abs=0.01) for v in even.values())
+    # The reversed ranking's prior mirrors the queue about the control: untried, it is worth a label where the queue
+    # loses to random draws, and not where the queue wins.
+    losing = ranking_shares((5, 100), (0, 0), (50, 100), floor=0.1, rng=rng())
+    assert losing["reversed"] > 0.85 and losing["queue"] < 0.01
+    winning = ranking_shares((60, 100), (0, 0), (20, 100), floor=0.1, rng=rng())
+    assert winning["reversed"] < 0.01 and winning["control"] == 0.1
+    # Its own answers take over from the prior.
+    assert ranking_shares((5, 100), (0, 20), (50, 100), floor=0.1, rng=rng())["control"] > 0.99
+    for shares in (losing, winning, even):
+        assert sum(shares.values()) == pytest.approx(1.0) and min(shares.values()) >= 0.0
+    # Seeded, the shares are reproducible.
+    assert ranking_shares((3, 9), (4, 6), (2, 5), floor=0.1, rng=rng()) == ranking_shares((3, 9), (4, 6), (2, 5), floor=0.1, rng=rng())
+
+
+def test_ranking_shares_names_bad_input():
+    from rlthf_selector.selection import ranking_shares
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="control share must be in"):
+        ranking_shares((1, 2), (0, 0), (1, 2), floor=-0.1, rng=rng)
+    with pytest.raises(ValueError, match="prior_strength must be > 0"):
+        ranking_shares((1, 2), (0, 0), (1, 2), floor=0.1, rng=rng, prior_strength=0.0)
+    with pytest.raises(ValueError, match="reversed queue: 3 overturned of 2 answered"):
+        ranking_shares((1, 2), (3, 2), (1, 2), floor=0.1, rng=rng)
+
+
+def test_batch_shares_follow_the_options():
+    from rlthf_selector.selection import adaptive_control_share, batch_shares, ranking_shares
+
+    counts = {"queue": (5, 100), "reversed": (0, 0), "control": (50, 100)}  # the queue loses
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    assert batch_shares(counts, floor=0.1, adapt=False, reversed_ranking=False, rng=rng()) == (0.1, 0.0)
+    assert batch_shares(counts, floor=0.1, adapt=True, reversed_ranking=False, rng=rng()) == (
+        adaptive_control_share(5, 100, 50, 100, floor=0.1), 0.0)
+    three = ranking_shares((5, 100), (0, 0), (50, 100), floor=0.1, rng=rng())
+    assert batch_shares(counts, floor=0.1, adapt=True, reversed_ranking=True, rng=rng()) == (
+        three["control"], pytest.approx(three["reversed"]))
+    # A fixed control share: the targeted slots are still shared between the queue and the reversed ranking.
+    control, reversed_share = batch_shares(counts, floor=0.1, adapt=False, reversed_ranking=True, rng=rng())
+    assert control == 0.1 and reversed_share == pytest.approx(0.9 * three["reversed"] / (1 - three["control"]))
+    # No control draws: nothing to compare with, so the queue alone.
+    assert batch_shares(counts, floor=0.0, adapt=True, reversed_ranking=True, rng=rng()) == (0.0, 0.0)
+
+
+def test_interleave_reversed_spreads_the_share_and_fills_from_the_other_ranking():
+    from rlthf_selector.selection import interleave_reversed
+
+    n = 200
+    gap = np.linspace(-1.0, 1.0, n)  # pair i's oriented gap rises with i: the reversed ranking starts at 199
+    drawable = np.ones(n, dtype=bool)
+    queue = np.arange(40)
+    order, from_rev = interleave_reversed(queue, gap, drawable=drawable, share=0.0, length=20)
+    assert order.tolist() == list(range(20)) and not from_rev.any()
+    order, from_rev = interleave_reversed(queue, gap, drawable=drawable, share=0.25, length=20)
+    assert from_rev.sum() == 5 and all(from_rev[i:i + 4].sum() == 1 for i in range(0, 20, 4))
+    assert order[from_rev].tolist() == [199, 198, 197, 196, 195] and order[~from_rev].tolist() == list(range(15))
+    # Only drawable pairs outside the queue are served reversed.
+    drawable[199] = False
+    order, from_rev = interleave_reversed(np.array([198, 0]), gap, drawable=drawable, share=0.5, length=4)
+    assert sorted(order[from_rev].tolist()) == [196, 197] and order[~from_rev].tolist() == [198, 0]
+    # A queue that runs out leaves its slots to the reversed ranking, and the reverse.
+    order, from_rev = interleave_reversed(queue[:3], gap, drawable=np.ones(n, bool), share=0.5, length=10)
+    assert len(order) == 10 and (~from_rev).sum() == 3 and from_rev.sum() == 7
+    few = np.zeros(n, dtype=bool)
+    few[[150, 160]] = True
+    order, from_rev = interleave_reversed(queue, gap, drawable=few, share=0.5, length=10)
+    assert len(order) == 10 and order[from_rev].tolist() == [160, 150]
+
+
 def test_beta_exceedance_known_answers():
     from rlthf_selector.selection import beta_exceedance
 
