@@ -9,7 +9,8 @@ flipped > AI > reward model, ``state.labels``) are then scored against gold over
 
 Each seed holds out 20% of the pairs, as ``rlthf simulate`` does, so the pool and its AI accuracy match that
 benchmark's rows. Strategies: ``ai-only``, ``random`` (the budget on uniformly drawn pairs), and the backend with
-the control share fixed (``RLTHF_ADAPT_CONTROL_SHARE=false``) and adaptive (the default). The task data is what
+the control share fixed (``RLTHF_ADAPT_CONTROL_SHARE=false``), adaptive, and adaptive with the reversed ranking
+(``RLTHF_REVERSED_RANKING``; the default: see ``VARIANTS``). The task data is what
 ``rlthf label-studio setup`` imports, the judge's evidence included (``--no-evidence`` leaves it out). Prints a
 markdown table and writes one JSON file.
 
