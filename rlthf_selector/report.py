@@ -81,7 +81,7 @@ def _pct(value: float | None) -> str:
 def iteration_table(records: Sequence[IterationRecord], *, ai_accuracy: float | None = None) -> str:
     """A markdown table with one row per iteration (the last row is the final labeling)."""
     lines = [
-        "| iteration | α | β | humans asked (control) | humans total | flips (right) | trusted | held | human band | "
+        "| iteration | α | β | humans asked (control, reversed) | humans total | flips (right) | trusted | held | human band | "
         "flip region | AI accuracy, live | queue − control, live | pool accuracy | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -91,7 +91,7 @@ def iteration_table(records: Sequence[IterationRecord], *, ai_accuracy: float | 
     for i, r in enumerate(records):
         name = "final" if i == last else str(r.iteration + 1)
         flips = f"{r.flips}" + (f" ({r.flips_correct})" if r.flips_correct is not None else "")
-        asked = f"{r.human_asked} ({r.control_asked})" if r.human_asked else "0"
+        asked = f"{r.human_asked} ({r.control_asked}, {r.reversed_asked})" if r.human_asked else "0"
         live_ai = _interval_pct(r.estimates.get("ai_accuracy"))
         live_gain = _interval_signed(r.estimates.get("queue_minus_control"))
         lines.append(
