@@ -421,7 +421,7 @@ class RLTHF:
             budget = math.ceil(max(total_budget - spent, 0) / (cfg.iterations - t))
             step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region)
             unlabeled = shard_pairs.human_label == 0
-            # Its own generator, so that the control draws are those of a run without the reversed ranking.
+            # The shares' Monte Carlo draws use a generator of their own: the loop's stream (control draws) is untouched.
             share, reversed_share = batch_shares(
                 draws.answer_counts(human_label, positions=shard), floor=cfg.control_share,
                 adapt=cfg.adapt_control_share, reversed_ranking=reversed_ranking,
