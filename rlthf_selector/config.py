@@ -130,6 +130,13 @@ class LoopConfig:
         "the queue, the reversed ranking and the control by the probability that each finds the AI's mistakes most "
         "often (rlthf_selector.selection.ranking_shares). Needs control_share > 0.",
     )
+    answers_per_check: int = _f(
+        10,
+        "Ask each iteration's human batch in parts of at least this many pairs and re-weigh the shares between the "
+        "queue, the reversed ranking and the control before each part, from every answer so far (the reward model "
+        "and its ranking stay the iteration's). So the first answers can move the rest of the first batch; the "
+        "Label Studio backend does the same at every retrain. 0 = once per iteration.",
+    )
     shard_fraction: float = _f(
         1.0,
         "Iterate on a random shard of this fraction of the pool (the paper uses 0.25); the final reward model "

@@ -242,8 +242,9 @@ class IterationRecord:
 class DrawLog:
     """Which pairs the loop drew for humans, how, and when: the records behind the live estimates.
 
-    Arrays have shape (n,) over the pool. A pair keeps its first draw. Rounds are iterations; human labels given
-    before the loop are from round -1 and count in no draw group. ``served_reversed`` marks the queue draws the
+    Arrays have shape (n,) over the pool. A pair keeps its first draw. Rounds are the loop's human batches, one or
+    more per iteration (:func:`part_sizes`); human labels given before the loop are from round -1 and count in no
+    draw group. ``served_reversed`` marks the queue draws the
     reward model's reversed ranking served (:func:`~rlthf_selector.selection.interleave_reversed`); with
     ``tracks_reversed`` their answers make the estimate ``reversed_precision``, apart from the queue's.
     """
@@ -300,6 +301,21 @@ class DrawLog:
             mistake_score=self.mistake_score[idx], n_flipped=n_flipped, confidence=confidence,
             served_reversed=self.served_reversed[idx] if self.tracks_reversed else None,
         )
+
+
+def part_sizes(batch: int, answers_per_check: int) -> list[int]:
+    """Sizes of the parts an iteration's batch of ``batch`` pairs is asked in: as many parts of at least
+    ``answers_per_check`` pairs as fit, as equal as can be (one part when ``answers_per_check`` is 0).
+
+    Raises
+    ------
+    ValueError
+        A negative ``batch`` or ``answers_per_check``.
+    """
+    if batch < 0 or answers_per_check < 0:
+        raise ValueError(f"batch and LoopConfig.answers_per_check must be >= 0, got {batch} and {answers_per_check}")
+    k = max(1, batch // answers_per_check) if answers_per_check else 1
+    return [batch // k + (1 if i < batch % k else 0) for i in range(k)]
 
 
 def _record(step: StepResult, pairs: PreferencePairs, *, asked: int, answered: int) -> IterationRecord:
@@ -416,46 +432,56 @@ class RLTHF:
         reversed_ranking = cfg.reversed_ranking and cfg.control_share > 0  # the control is its baseline
         draws = DrawLog(pairs, tracks_reversed=reversed_ranking)
         previous_region = None
+        round_ = 0  # the human batches so far: one or more per iteration (LoopConfig.answers_per_check)
         for t in range(cfg.iterations):
             shard_pairs = pairs.subset(shard).replace(human_label=human_label[shard])
             budget = math.ceil(max(total_budget - spent, 0) / (cfg.iterations - t))
             step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region)
-            unlabeled = shard_pairs.human_label == 0
-            # The shares' Monte Carlo draws use a generator of their own: the loop's stream (control draws) is untouched.
-            share, reversed_share = batch_shares(
-                draws.answer_counts(human_label, positions=shard), floor=cfg.control_share,
-                adapt=cfg.adapt_control_share, reversed_ranking=reversed_ranking,
-                rng=np.random.default_rng([cfg.seed, t, 1]),
-            )
-            targeted, from_reversed = interleave_reversed(
-                step.human_queue, step.oriented_gap, drawable=unlabeled & (shard_pairs.ai_label != 0),
-                share=reversed_share / (1.0 - share) if share < 1.0 else 0.0, length=step.human_queue.shape[0],
-            )
-            queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=share, rng=rng)
-            served_reversed = np.isin(queue, targeted[from_reversed]) & ~is_control
-            draws.record(shard[queue], is_control, round_=t,
-                         frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
-                         mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue],
-                         from_reversed=served_reversed)
-            answers = np.asarray(annotator.annotate(shard_pairs, queue), dtype=np.int8) if queue.size else np.zeros(0, np.int8)
-            if answers.shape != queue.shape:
-                raise ValueError(f"annotator returned {answers.shape[0]} answers for {queue.shape[0]} pairs")
-            spent += int(queue.shape[0])
-            targets = shard[queue]
-            # Never overwrite a human label: the queue excludes labelled pairs, this makes it certain.
-            fresh = (human_label[targets] == 0) & (answers != 0)
-            human_label[targets[fresh]] = answers[fresh]
-            draws.label_round[targets[fresh]] = t
-            shard_pairs.human_label[queue[fresh]] = answers[fresh]
+            parts = []
+            for size in part_sizes(step.human_queue.shape[0], cfg.answers_per_check):
+                # Each part is a round of its own: drawn from the pairs unlabeled then, with shares from every
+                # answer before it. The queue keeps the iteration's order, less the pairs answered meanwhile.
+                unlabeled = shard_pairs.human_label == 0
+                share, reversed_share = batch_shares(
+                    draws.answer_counts(human_label, positions=shard), floor=cfg.control_share,
+                    adapt=cfg.adapt_control_share, reversed_ranking=reversed_ranking,
+                    # A generator of their own for the Monte Carlo draws: the loop's stream (control draws) stays.
+                    rng=np.random.default_rng([cfg.seed, round_, 1]),
+                )
+                remaining = step.human_queue[unlabeled[step.human_queue]]
+                targeted, from_reversed = interleave_reversed(
+                    remaining, step.oriented_gap, drawable=unlabeled & (shard_pairs.ai_label != 0),
+                    share=reversed_share / (1.0 - share) if share < 1.0 else 0.0, length=size,
+                )
+                queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=share, rng=rng)
+                served_reversed = np.isin(queue, targeted[from_reversed]) & ~is_control
+                draws.record(shard[queue], is_control, round_=round_,
+                             frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
+                             mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue],
+                             from_reversed=served_reversed)
+                answers = (np.asarray(annotator.annotate(shard_pairs, queue), dtype=np.int8) if queue.size
+                           else np.zeros(0, np.int8))
+                if answers.shape != queue.shape:
+                    raise ValueError(f"annotator returned {answers.shape[0]} answers for {queue.shape[0]} pairs")
+                spent += int(queue.shape[0])
+                targets = shard[queue]
+                # Never overwrite a human label: the queue excludes labelled pairs, this makes it certain.
+                fresh = (human_label[targets] == 0) & (answers != 0)
+                human_label[targets[fresh]] = answers[fresh]
+                draws.label_round[targets[fresh]] = round_
+                shard_pairs.human_label[queue[fresh]] = answers[fresh]
+                parts.append((queue, is_control, served_reversed, int(fresh.sum()), share, reversed_share))
+                round_ += 1
             step.labels, step.label_source = resolve_labels(
                 shard_pairs.ai_label, shard_pairs.human_label, flip_mask=step.flip_mask,
                 rm_label=np.where(step.reward_gap >= 0, 1, -1).astype(np.int8),
             )
-            record = _record(step, shard_pairs, asked=int(queue.shape[0]), answered=int(fresh.sum()))
-            record.control_asked = int(is_control.sum())
-            record.control_share = share
-            record.reversed_asked = int(served_reversed.sum())
-            record.reversed_share = reversed_share
+            record = _record(step, shard_pairs, asked=sum(len(q) for q, *_ in parts),
+                             answered=sum(a for *_, a, _, _ in parts))
+            record.control_asked = sum(int(c.sum()) for _, c, *_ in parts)
+            record.reversed_asked = sum(int(r.sum()) for _, _, r, *_ in parts)
+            if parts:  # the shares the iteration's last part was drawn with
+                record.control_share, record.reversed_share = parts[-1][-2:]
             record.estimates = {k: e.to_dict() for k, e in draws.estimates(human_label, positions=shard).items()}
             records.append(record)
             if self.on_iteration:

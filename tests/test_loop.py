@@ -177,7 +177,9 @@ def test_the_control_share_of_each_batch_follows_the_answers_before_it():
     polite = np.array([["polite" in t.split() for t in side] for side in (noisy.response_a, noisy.response_b)])
     biased = np.where(polite[0], -1, 1).astype(np.int8)
     noisy = noisy.replace(ai_label=np.where(polite[0] != polite[1], biased, noisy.gold_label).astype(np.int8))
-    config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1, reversed_ranking=False)
+    # One batch per iteration, so rounds are iterations (the parts are the next test's).
+    config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1, reversed_ranking=False,
+                        answers_per_check=0)
     result = RLTHF(model(), loop_config=config).run(noisy, GoldAnnotator())
     shares = [r.control_share for r in result.records[:-1]]
     assert shares[0] == 0.1  # nothing answered yet: the queue is trusted first
@@ -189,6 +191,45 @@ def test_the_control_share_of_each_batch_follows_the_answers_before_it():
     assert min(shares[1:]) > 0.5  # most of each later batch is random draws
     assert f"so {100 * shares[-1]:.0f}% of the human batch goes to random pairs" in " ".join(result.warnings)
     assert result.estimates["queue_precision"].value < result.estimates["control_overturn"].value
+
+
+def test_part_sizes_split_a_batch_into_parts_of_at_least_the_check_size():
+    from rlthf_selector.loop import part_sizes
+
+    assert part_sizes(30, 10) == [10, 10, 10]
+    assert part_sizes(37, 10) == [13, 12, 12]
+    assert part_sizes(9, 10) == [9] and part_sizes(0, 10) == [0]
+    assert part_sizes(37, 0) == [37]  # 0 = once per iteration
+    with pytest.raises(ValueError, match="answers_per_check must be >= 0"):
+        part_sizes(10, -1)
+
+
+def test_each_part_of_a_batch_is_a_round_whose_shares_follow_every_answer_before_it():
+    from rlthf_selector.estimates import NOT_DRAWN, answer_counts
+    from rlthf_selector.selection import adaptive_control_share
+
+    noisy = make_synthetic_pairs(600, seed=3)
+    polite = np.array([["polite" in t.split() for t in side] for side in (noisy.response_a, noisy.response_b)])
+    noisy = noisy.replace(ai_label=np.where(polite[0] != polite[1], np.where(polite[0], -1, 1),
+                                            noisy.gold_label).astype(np.int8))
+    config = LoopConfig(iterations=2, human_budget=60, out_of_fold=3, control_share=0.2, reversed_ranking=False,
+                        answers_per_check=10)
+    recorder = RecordingAnnotator()
+    result = RLTHF(model(), loop_config=config).run(noisy, recorder)
+    draws, human = result.draws, result.pairs.human_label
+    # Two iterations of 30 pairs, each asked in three parts of 10: six rounds, in order.
+    assert [len(a) for a in recorder.asked] == [10] * 6
+    assert sorted(set(draws.label_round[human != 0].tolist())) == list(range(6))
+    assert [r.human_asked for r in result.records[:-1]] == [30, 30]
+    # Each round's control draws took the share computed from the answers of the rounds before it.
+    for round_ in range(1, 6):
+        before = np.where((draws.label_round >= 0) & (draws.label_round < round_), draws.drawn_by, NOT_DRAWN)
+        counts = answer_counts(ai_label=noisy.ai_label, human_label=human, drawn_by=before)
+        share = adaptive_control_share(*counts["queue"], *counts["control"], floor=0.2)
+        asked = draws.label_round == round_
+        controls = int((asked & (draws.drawn_by == 2)).sum())
+        assert abs(controls - share * 10) < 1, (round_, controls, share)
+    assert result.records[1].control_share == share  # a record keeps the shares of its iteration's last part
 
 
 def test_batches_turn_to_the_reversed_ranking_where_the_model_copied_the_judges_bias():
@@ -208,9 +249,12 @@ def test_batches_turn_to_the_reversed_ranking_where_the_model_copied_the_judges_
     config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1)
     result = RLTHF(model(), loop_config=config).run(noisy, GoldAnnotator())
     batches = result.records[:-1]
-    assert batches[0].reversed_share == 0.0 and batches[0].reversed_asked == 0  # the queue is trusted first
-    assert all(r.reversed_share > 0.3 and r.reversed_asked > 0 for r in batches[1:])
     draws, human = result.draws, result.pairs.human_label
+    # The first part of the first batch is the queue's (and the control's): nothing is answered yet. From the
+    # answers to it on, the reversed ranking takes a share of every part, most of the later batches.
+    assert not (draws.served_reversed & (draws.label_round == 0)).any()
+    assert all(((draws.label_round == k) & draws.served_reversed).any() for k in range(1, 9))
+    assert all(r.reversed_asked > 0 for r in batches) and all(r.reversed_share > 0.5 for r in batches[1:])
     wrong = noisy.ai_label != noisy.gold_label
     reversed_asked = draws.served_reversed & (human != 0)
     queue_asked = (draws.drawn_by == QUEUE_DRAW) & ~draws.served_reversed & (human != 0)
