@@ -10,7 +10,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -383,6 +383,18 @@ class LoopResult:
 ProgressCallback = Callable[[IterationRecord], None]
 
 
+class AskedPart(NamedTuple):
+    """One part of an iteration's human batch (:func:`part_sizes`): shard positions asked, in order, which were
+    control draws and which the reversed ranking served, how many got an answer, and the shares it was drawn with."""
+
+    queue: np.ndarray
+    is_control: np.ndarray
+    from_reversed: np.ndarray
+    answered: int
+    control_share: float
+    reversed_share: float
+
+
 class RLTHF:
     """The RLTHF loop.
 
@@ -416,6 +428,42 @@ class RLTHF:
             selection_config=self.selection_config, **kw,
         )
 
+    def _ask_part(self, step: StepResult, shard_pairs: PreferencePairs, shard: np.ndarray, size: int,
+                  annotator: Annotator, *, human_label: np.ndarray, draws: DrawLog, round_: int,
+                  rng: np.random.Generator, reversed_ranking: bool) -> AskedPart:
+        """Ask one part of an iteration's batch: a round of its own, drawn from the pairs unlabeled now, its shares
+        from every answer before it. The queue keeps the iteration's order, less the pairs answered meanwhile.
+        Writes the answers into ``human_label`` (pool positions) and ``shard_pairs.human_label``."""
+        cfg = self.loop_config
+        unlabeled = shard_pairs.human_label == 0
+        share, reversed_share = batch_shares(
+            draws.answer_counts(human_label, positions=shard), floor=cfg.control_share,
+            adapt=cfg.adapt_control_share, reversed_ranking=reversed_ranking,
+            # A generator of their own for the Monte Carlo draws: the loop's stream (control draws) stays as it was.
+            rng=np.random.default_rng([cfg.seed, round_, 1]),
+        )
+        remaining = step.human_queue[unlabeled[step.human_queue]]
+        targeted, from_reversed = interleave_reversed(
+            remaining, step.oriented_gap, drawable=unlabeled & (shard_pairs.ai_label != 0),
+            share=reversed_share / (1.0 - share) if share < 1.0 else 0.0, length=size,
+        )
+        queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=share, rng=rng)
+        served_reversed = np.isin(queue, targeted[from_reversed]) & ~is_control
+        draws.record(shard[queue], is_control, round_=round_,
+                     frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
+                     mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue], from_reversed=served_reversed)
+        answers = (np.asarray(annotator.annotate(shard_pairs, queue), dtype=np.int8) if queue.size
+                   else np.zeros(0, np.int8))
+        if answers.shape != queue.shape:
+            raise ValueError(f"annotator returned {answers.shape[0]} answers for {queue.shape[0]} pairs")
+        targets = shard[queue]
+        # Never overwrite a human label: the queue excludes labelled pairs, this makes it certain.
+        fresh = (human_label[targets] == 0) & (answers != 0)
+        human_label[targets[fresh]] = answers[fresh]
+        draws.label_round[targets[fresh]] = round_
+        shard_pairs.human_label[queue[fresh]] = answers[fresh]
+        return AskedPart(queue, is_control, served_reversed, int(fresh.sum()), share, reversed_share)
+
     def run(self, pairs: PreferencePairs, annotator: Annotator) -> LoopResult:
         """Iterate on a shard, ask ``annotator`` within the budget, then label the whole pool."""
         cfg = self.loop_config
@@ -439,49 +487,21 @@ class RLTHF:
             step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region)
             parts = []
             for size in part_sizes(step.human_queue.shape[0], cfg.answers_per_check):
-                # Each part is a round of its own: drawn from the pairs unlabeled then, with shares from every
-                # answer before it. The queue keeps the iteration's order, less the pairs answered meanwhile.
-                unlabeled = shard_pairs.human_label == 0
-                share, reversed_share = batch_shares(
-                    draws.answer_counts(human_label, positions=shard), floor=cfg.control_share,
-                    adapt=cfg.adapt_control_share, reversed_ranking=reversed_ranking,
-                    # A generator of their own for the Monte Carlo draws: the loop's stream (control draws) stays.
-                    rng=np.random.default_rng([cfg.seed, round_, 1]),
-                )
-                remaining = step.human_queue[unlabeled[step.human_queue]]
-                targeted, from_reversed = interleave_reversed(
-                    remaining, step.oriented_gap, drawable=unlabeled & (shard_pairs.ai_label != 0),
-                    share=reversed_share / (1.0 - share) if share < 1.0 else 0.0, length=size,
-                )
-                queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=share, rng=rng)
-                served_reversed = np.isin(queue, targeted[from_reversed]) & ~is_control
-                draws.record(shard[queue], is_control, round_=round_,
-                             frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
-                             mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue],
-                             from_reversed=served_reversed)
-                answers = (np.asarray(annotator.annotate(shard_pairs, queue), dtype=np.int8) if queue.size
-                           else np.zeros(0, np.int8))
-                if answers.shape != queue.shape:
-                    raise ValueError(f"annotator returned {answers.shape[0]} answers for {queue.shape[0]} pairs")
-                spent += int(queue.shape[0])
-                targets = shard[queue]
-                # Never overwrite a human label: the queue excludes labelled pairs, this makes it certain.
-                fresh = (human_label[targets] == 0) & (answers != 0)
-                human_label[targets[fresh]] = answers[fresh]
-                draws.label_round[targets[fresh]] = round_
-                shard_pairs.human_label[queue[fresh]] = answers[fresh]
-                parts.append((queue, is_control, served_reversed, int(fresh.sum()), share, reversed_share))
+                parts.append(self._ask_part(step, shard_pairs, shard, size, annotator, human_label=human_label,
+                                            draws=draws, round_=round_, rng=rng,
+                                            reversed_ranking=reversed_ranking))
+                spent += int(parts[-1].queue.shape[0])
                 round_ += 1
             step.labels, step.label_source = resolve_labels(
                 shard_pairs.ai_label, shard_pairs.human_label, flip_mask=step.flip_mask,
                 rm_label=np.where(step.reward_gap >= 0, 1, -1).astype(np.int8),
             )
-            record = _record(step, shard_pairs, asked=sum(len(q) for q, *_ in parts),
-                             answered=sum(a for *_, a, _, _ in parts))
-            record.control_asked = sum(int(c.sum()) for _, c, *_ in parts)
-            record.reversed_asked = sum(int(r.sum()) for _, _, r, *_ in parts)
+            record = _record(step, shard_pairs, asked=sum(int(p.queue.shape[0]) for p in parts),
+                             answered=sum(p.answered for p in parts))
+            record.control_asked = sum(int(p.is_control.sum()) for p in parts)
+            record.reversed_asked = sum(int(p.from_reversed.sum()) for p in parts)
             if parts:  # the shares the iteration's last part was drawn with
-                record.control_share, record.reversed_share = parts[-1][-2:]
+                record.control_share, record.reversed_share = parts[-1].control_share, parts[-1].reversed_share
             record.estimates = {k: e.to_dict() for k, e in draws.estimates(human_label, positions=shard).items()}
             records.append(record)
             if self.on_iteration:
