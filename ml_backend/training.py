@@ -471,17 +471,16 @@ def train_state(
     counted = counted_draws(records["drawn_by"], records["answered_in"])
     counts = answer_counts(ai_label=ai, human_label=human, drawn_by=counted,
                            served_reversed=records["draw_ranking"] == REVERSED_RANKING)
-    share, reversed_share = batch_shares(counts, floor=control_share, adapt=adapt_control_share,
-                                         reversed_ranking=reversed_ranking,
-                                         rng=np.random.default_rng([previous.project_id, iteration, 1]))
+    shares = batch_shares(counts, floor=control_share, adapt=adapt_control_share, reversed_ranking=reversed_ranking,
+                          rng=np.random.default_rng([previous.project_id, iteration, 1]))
     not_waiting = np.ones(n, dtype=bool)
     not_waiting[waiting] = False
     targeted, from_reversed = interleave_reversed(
         step.human_queue, step.oriented_gap, drawable=drawable & not_waiting,
-        share=reversed_share / (1.0 - share) if share < 1.0 else 0.0, length=cap + spare,
+        share=shares.reversed_of_targeted, length=cap + spare,
     )
     served = serve_with_control(
-        targeted, length=cap, drawable=drawable, waiting_control=waiting, share=share,
+        targeted, length=cap, drawable=drawable, waiting_control=waiting, share=shares.control,
         answered=int(answered.sum()), answered_control=int((records["answered_in"] == CONTROL_DRAW).sum()),
         rng=np.random.default_rng([previous.project_id, iteration]),
     )
@@ -508,14 +507,14 @@ def train_state(
     summary["band_unlabelled"] = int(((step.region == Region.HUMAN) & (human == 0)).sum())
     summary["queue_length"] = int(served.order.shape[0])
     summary["evidence_fields"] = sorted(table.pairs.extra)  # the judge's evidence this training read
-    answered_reversed = (counted == QUEUE_DRAW) & (records["draw_ranking"] == REVERSED_RANKING) & (human != 0)
     summary["draws"] = {
-        "control_share": control_share, "served_control_share": share,
-        "reversed_ranking": bool(reversed_ranking), "served_reversed_share": reversed_share,
+        "control_share": control_share, "served_control_share": shares.control,
+        "reversed_ranking": bool(reversed_ranking), "served_reversed_share": shares.reversed,
         "queue_served": int((~served_reversed).sum()), "reversed_served": int(served_reversed.sum()),
         "control_served": int(served.is_control.sum()), "control_fresh": int(served.fresh_control.shape[0]),
-        "queue_answered": int(((counted == QUEUE_DRAW) & (human != 0)).sum() - answered_reversed.sum()),
-        "reversed_answered": int(answered_reversed.sum()),
+        # Reversed draws are always of pairs with an AI label, so answer_counts has them all.
+        "queue_answered": int(((counted == QUEUE_DRAW) & (human != 0)).sum()) - counts["reversed"][1],
+        "reversed_answered": counts["reversed"][1],
         "control_answered": int(((counted == CONTROL_DRAW) & (human != 0)).sum()),
         "human_labels_outside_draws": int(((counted == NOT_DRAWN) & (human != 0)).sum()),
     }
@@ -531,7 +530,7 @@ def train_state(
     )
     # Computed here, in the background training, so /metrics only reads them.
     state.summary["estimates"], state.summary["estimate_warnings"] = state_estimates(state, confidence=confidence)
-    for note in (control_share_warning(share, floor=control_share), reversed_ranking_warning(reversed_share)):
+    for note in (control_share_warning(shares.control, floor=control_share), reversed_ranking_warning(shares.reversed)):
         if note:
             state.summary["estimate_warnings"].append(note)
     state.summary["estimate_confidence"] = confidence

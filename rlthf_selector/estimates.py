@@ -672,7 +672,6 @@ __all__ = [
     "clopper_pearson_interval",
     "combine_totals",
     "control_share_warning",
-    "reversed_ranking_warning",
     "control_total_estimate",
     "effective_size",
     "estimate_warnings",
@@ -681,6 +680,7 @@ __all__ = [
     "newcombe_difference",
     "proportion_estimate",
     "proportion_interval",
+    "reversed_ranking_warning",
     "two_sided_z",
     "wilson_interval",
 ]

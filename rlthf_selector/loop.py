@@ -436,7 +436,7 @@ class RLTHF:
         Writes the answers into ``human_label`` (pool positions) and ``shard_pairs.human_label``."""
         cfg = self.loop_config
         unlabeled = shard_pairs.human_label == 0
-        share, reversed_share = batch_shares(
+        shares = batch_shares(
             draws.answer_counts(human_label, positions=shard), floor=cfg.control_share,
             adapt=cfg.adapt_control_share, reversed_ranking=reversed_ranking,
             # A generator of their own for the Monte Carlo draws: the loop's stream (control draws) stays as it was.
@@ -445,9 +445,9 @@ class RLTHF:
         remaining = step.human_queue[unlabeled[step.human_queue]]
         targeted, from_reversed = interleave_reversed(
             remaining, step.oriented_gap, drawable=unlabeled & (shard_pairs.ai_label != 0),
-            share=reversed_share / (1.0 - share) if share < 1.0 else 0.0, length=size,
+            share=shares.reversed_of_targeted, length=size,
         )
-        queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=share, rng=rng)
+        queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=shares.control, rng=rng)
         served_reversed = np.isin(queue, targeted[from_reversed]) & ~is_control
         draws.record(shard[queue], is_control, round_=round_,
                      frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
@@ -462,7 +462,7 @@ class RLTHF:
         human_label[targets[fresh]] = answers[fresh]
         draws.label_round[targets[fresh]] = round_
         shard_pairs.human_label[queue[fresh]] = answers[fresh]
-        return AskedPart(queue, is_control, served_reversed, int(fresh.sum()), share, reversed_share)
+        return AskedPart(queue, is_control, served_reversed, int(fresh.sum()), shares.control, shares.reversed)
 
     def run(self, pairs: PreferencePairs, annotator: Annotator) -> LoopResult:
         """Iterate on a shard, ask ``annotator`` within the budget, then label the whole pool."""

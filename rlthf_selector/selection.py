@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -279,11 +279,8 @@ def adaptive_control_share(
     ValueError
         ``floor`` outside [0, 1], or counts that are negative or larger than their totals.
     """
-    if not 0.0 <= floor <= 1.0:
-        raise ValueError(f"control share must be in [0, 1], got {floor}")
-    for name, k, n in (("queue", queue_overturned, queue_answered), ("control", control_overturned, control_answered)):
-        if not 0 <= k <= n:
-            raise ValueError(f"{name}: {k} overturned of {n} answered is not a count within its total")
+    _check_share_inputs(floor, {"queue": (queue_overturned, queue_answered),
+                                "control": (control_overturned, control_answered)})
     if queue_answered == 0 or control_answered == 0:
         return float(floor)
     control = (1 + control_overturned, 1 + control_answered - control_overturned)
@@ -344,13 +341,9 @@ def ranking_shares(
     ValueError
         ``floor`` outside [0, 1], a prior strength <= 0, or counts that are negative or larger than their totals.
     """
-    if not 0.0 <= floor <= 1.0:
-        raise ValueError(f"control share must be in [0, 1], got {floor}")
+    _check_share_inputs(floor, {"queue": queue, "reversed queue": reversed_queue, "control": control})
     if not prior_strength > 0:
         raise ValueError(f"prior_strength must be > 0, got {prior_strength}")
-    for name, (k, n) in (("queue", queue), ("reversed queue", reversed_queue), ("control", control)):
-        if not 0 <= k <= n:
-            raise ValueError(f"{name}: {k} overturned of {n} answered is not a count within its total")
     if queue[1] == 0 or control[1] == 0:
         return {"queue": 1.0 - floor, "reversed": 0.0, "control": float(floor)}
     queue_mean = (1 + queue[0]) / (2 + queue[1])
@@ -367,6 +360,30 @@ def ranking_shares(
     return {"queue": 1.0 - share_control - share_reversed, "reversed": share_reversed, "control": share_control}
 
 
+def _check_share_inputs(floor: float, counts: Mapping[str, tuple[int, int]]) -> None:
+    """Raise ``ValueError`` for a control share outside [0, 1] or an (overturned, answered) count that is negative
+    or larger than its total, naming the source."""
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"control share must be in [0, 1], got {floor}")
+    for name, (k, n) in counts.items():
+        if not 0 <= k <= n:
+            raise ValueError(f"{name}: {k} overturned of {n} answered is not a count within its total")
+
+
+class BatchShares(NamedTuple):
+    """The shares of the next batch (:func:`batch_shares`): the control's and the reversed ranking's of the whole
+    batch; the queue takes the rest."""
+
+    control: float
+    reversed: float
+
+    @property
+    def reversed_of_targeted(self) -> float:
+        """The reversed ranking's share of the targeted (non-control) slots: the ``share`` of
+        :func:`interleave_reversed`."""
+        return self.reversed / (1.0 - self.control) if self.control < 1.0 else 0.0
+
+
 def batch_shares(
     counts: Mapping[str, tuple[int, int]],
     *,
@@ -374,7 +391,7 @@ def batch_shares(
     adapt: bool,
     reversed_ranking: bool,
     rng: np.random.Generator,
-) -> tuple[float, float]:
+) -> BatchShares:
     """The control's and the reversed ranking's shares of the next batch; the queue takes the rest.
 
     With ``reversed_ranking`` (and control draws to compare with), :func:`ranking_shares` over the three sources;
@@ -394,17 +411,17 @@ def batch_shares(
 
     Returns
     -------
-    control_share, reversed_share : float
-        Shares of the whole batch, summing to at most 1.
+    BatchShares
+        ``(control, reversed)``: shares of the whole batch, summing to at most 1.
     """
     if reversed_ranking and floor > 0:
         shares = ranking_shares(counts["queue"], counts["reversed"], counts["control"], floor=floor, rng=rng)
         control = shares["control"] if adapt else float(floor)
         targeted = shares["queue"] + shares["reversed"]
-        return control, (1.0 - control) * (shares["reversed"] / targeted if targeted > 0 else 0.0)
+        return BatchShares(control, (1.0 - control) * (shares["reversed"] / targeted if targeted > 0 else 0.0))
     if adapt and floor > 0:
-        return adaptive_control_share(*counts["queue"], *counts["control"], floor=floor), 0.0
-    return float(floor), 0.0
+        return BatchShares(adaptive_control_share(*counts["queue"], *counts["control"], floor=floor), 0.0)
+    return BatchShares(float(floor), 0.0)
 
 
 def interleave_reversed(

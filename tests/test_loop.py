@@ -167,16 +167,21 @@ def test_without_control_draws_the_report_says_nothing_is_checked(tmp_path, pair
     assert "No control draws were answered" in write_report(result, tmp_path).read_text()
 
 
+def polite_averse_judge_pairs():
+    """600 generated pairs labelled by a judge that always prefers the response without the word "polite": a
+    systematic mistake the reward model learns from its labels, so the queue (the lowest gaps) misses it and random
+    draws find it more often."""
+    noisy = make_synthetic_pairs(600, seed=3)
+    polite = np.array([["polite" in t.split() for t in side] for side in (noisy.response_a, noisy.response_b)])
+    biased = np.where(polite[0], -1, 1).astype(np.int8)
+    return noisy.replace(ai_label=np.where(polite[0] != polite[1], biased, noisy.gold_label).astype(np.int8))
+
+
 def test_the_control_share_of_each_batch_follows_the_answers_before_it():
     from rlthf_selector.estimates import NOT_DRAWN, answer_counts
     from rlthf_selector.selection import adaptive_control_share
 
-    # A judge that always prefers the response without the word "polite": a systematic mistake the reward model
-    # learns from its labels, so the queue (the lowest gaps) misses it and random draws find it more often.
-    noisy = make_synthetic_pairs(600, seed=3)
-    polite = np.array([["polite" in t.split() for t in side] for side in (noisy.response_a, noisy.response_b)])
-    biased = np.where(polite[0], -1, 1).astype(np.int8)
-    noisy = noisy.replace(ai_label=np.where(polite[0] != polite[1], biased, noisy.gold_label).astype(np.int8))
+    noisy = polite_averse_judge_pairs()
     # One batch per iteration, so rounds are iterations (the parts are the next test's).
     config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1, reversed_ranking=False,
                         answers_per_check=0)
@@ -208,10 +213,7 @@ def test_each_part_of_a_batch_is_a_round_whose_shares_follow_every_answer_before
     from rlthf_selector.estimates import NOT_DRAWN, answer_counts
     from rlthf_selector.selection import adaptive_control_share
 
-    noisy = make_synthetic_pairs(600, seed=3)
-    polite = np.array([["polite" in t.split() for t in side] for side in (noisy.response_a, noisy.response_b)])
-    noisy = noisy.replace(ai_label=np.where(polite[0] != polite[1], np.where(polite[0], -1, 1),
-                                            noisy.gold_label).astype(np.int8))
+    noisy = polite_averse_judge_pairs()
     config = LoopConfig(iterations=2, human_budget=60, out_of_fold=3, control_share=0.2, reversed_ranking=False,
                         answers_per_check=10)
     recorder = RecordingAnnotator()
