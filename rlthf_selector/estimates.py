@@ -412,10 +412,16 @@ def estimate_warnings(estimates: dict[str, Estimate]) -> list[str]:
     return warnings
 
 
+#: How far a share must move from where the user set it before a warning speaks of it. Below this the share is the
+#: probability matching's exploration (a few percent while the answers are few), not a finding about the ranking.
+SHARE_NOTE_MIN = 0.05
+
+
 def control_share_warning(share: float, *, floor: float) -> str | None:
     """A plain-words note when the adaptive control share (:func:`rlthf_selector.selection.adaptive_control_share`)
-    has moved the budget away from the queue: ``share`` above ``floor``. None otherwise."""
-    if not share > floor + 1e-9:
+    has moved the budget away from the queue: ``share`` at least :data:`SHARE_NOTE_MIN` above ``floor``. None
+    otherwise."""
+    if not share >= floor + SHARE_NOTE_MIN - 1e-9:
         return None
     pct = f"{100 * share:.0f}%"
     # The gist before the colon carries no number, so reports can group the note across runs.
@@ -426,8 +432,8 @@ def control_share_warning(share: float, *, floor: float) -> str | None:
 
 def reversed_ranking_warning(share: float) -> str | None:
     """A plain-words note when part of the human batch goes to the reward model's ranking reversed
-    (:func:`rlthf_selector.selection.ranking_shares`): ``share`` above 0. None otherwise."""
-    if not share > 1e-9:
+    (:func:`rlthf_selector.selection.ranking_shares`): ``share`` at least :data:`SHARE_NOTE_MIN`. None otherwise."""
+    if not share >= SHARE_NOTE_MIN - 1e-9:
         return None
     pct = f"{100 * share:.0f}%"
     # The gist before the colon carries no number, so reports can group the note across runs.
