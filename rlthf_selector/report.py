@@ -115,6 +115,14 @@ def _interval_signed(est: dict | None) -> str:
     return f"{est['value']:+.2f} [{est['lower']:+.2f}, {est['upper']:+.2f}]"
 
 
+def _reflection_text(curve: CurveAnalysis) -> str:
+    """The reflection point in words; with no geometric flip region (``CurveConfig.reflection = 'none'``, or a
+    reflection past the last pair) it says so instead of printing a threshold of -inf."""
+    if curve.reflection_index >= curve.n or not np.isfinite(curve.reflection_gap):
+        return "no reflection point (no geometric flips)"
+    return f"reflection {curve.reflection_index} (gap {curve.reflection_gap:.3f})"
+
+
 def write_report(
     result: LoopResult,
     out_dir: str | os.PathLike,
@@ -135,8 +143,7 @@ def write_report(
              iteration_table(result.records, ai_accuracy=ai_accuracy), "",
              "## Final curve", "", "![curve](curve.png)", "",
              f"- detector: {curve.detector}; elbow {curve.elbow_index} (gap {curve.elbow_gap:.3f}), "
-             f"knee {curve.knee_index} (gap {curve.knee_gap:.3f}), reflection {curve.reflection_index} "
-             f"(gap {curve.reflection_gap:.3f})"]
+             f"knee {curve.knee_index} (gap {curve.knee_gap:.3f}), " + _reflection_text(curve)]
     lines += [f"- warning: {w}" for w in curve.warnings]
     lines += ["", "## Live estimates", ""]
     if result.estimates:

@@ -130,6 +130,8 @@ def test_export_and_report(tmp_path, pairs):
         write_trl(result.pairs, result.labels, result.label_source, tmp_path / "trl.csv")
     report = write_report(result, tmp_path, ai_accuracy=0.8)
     assert "| final |" in report.read_text()
+    # The default curve has no geometric flip region: the report says so rather than "gap -inf".
+    assert "no reflection point (no geometric flips)" in report.read_text() and "-inf" not in report.read_text()
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -271,3 +273,17 @@ def test_batches_turn_to_the_reversed_ranking_where_the_model_copied_the_judges_
     plain = RLTHF(model(), loop_config=replace(config, reversed_ranking=False)).run(noisy, GoldAnnotator())
     assert not plain.draws.served_reversed.any() and "reversed_precision" not in plain.estimates
     assert (plain.labels == noisy.gold_label).mean() < (result.labels == noisy.gold_label).mean()
+
+
+def test_report_names_a_geometric_reflection_point_with_its_gap():
+    from rlthf_selector.config import CurveConfig
+    from rlthf_selector.curve import analyze_curve
+    from rlthf_selector.report import _reflection_text
+
+    gap = np.concatenate([np.linspace(3, 1, 200), np.linspace(1, -1, 600), np.linspace(-1, -3, 200)])
+    mirrored = analyze_curve(gap, config=CurveConfig(reflection="gap"))
+    assert mirrored.reflection_index < mirrored.n
+    assert _reflection_text(mirrored) == (f"reflection {mirrored.reflection_index} "
+                                          f"(gap {mirrored.reflection_gap:.3f})")
+    assert _reflection_text(analyze_curve(gap, config=CurveConfig(reflection="none"))) == \
+        "no reflection point (no geometric flips)"
