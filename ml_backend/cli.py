@@ -98,10 +98,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- label-studio setup
 def task_records(pairs: Any, *, control: Any, model_version: str) -> list[dict[str, Any]]:
-    """Label Studio tasks for pairs: data fields (with the judge's evidence, which the backend's queue and flips read)
-    plus the AI label as a prediction (when present)."""
+    """Label Studio tasks for pairs: data fields (with the judge's evidence, which the backend's queue and flips read,
+    and a conversational pair's messages, which ``rlthf export`` writes back) plus the AI label as a prediction (when
+    present)."""
     from rlthf_selector.evidence import evidence_record
-    from rlthf_selector.pairs import format_label
+    from rlthf_selector.pairs import MESSAGE_FIELDS, format_label
 
     tasks = []
     for i in range(len(pairs)):
@@ -109,6 +110,8 @@ def task_records(pairs: Any, *, control: Any, model_version: str) -> list[dict[s
             "prompt": str(pairs.prompt[i]), "response_a": str(pairs.response_a[i]), "response_b": str(pairs.response_b[i]),
             "pair_id": str(pairs.ids[i]), **evidence_record(pairs, i),
         }
+        data.update({key: pairs.extra[key][i] for key in MESSAGE_FIELDS
+                     if key in pairs.extra and pairs.extra[key][i] is not None})
         ai = int(pairs.ai_label[i])
         task: dict[str, Any] = {"data": data}
         if ai:
@@ -197,7 +200,9 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
 
     A task's label is its human annotation (skipped ones excluded); else the backend's prediction under
     the project's current model version (flipped where it contradicts the AI label, AI where it agrees,
-    RM where there is no AI label); else its AI prelabel.
+    RM where there is no AI label); else its AI prelabel. A task whose data carries a pair's conversation
+    (:data:`~rlthf_selector.pairs.MESSAGE_FIELDS`, as ``rlthf label-studio setup`` writes it) keeps it in
+    ``pairs.extra``, so the export is conversational where the input was; a malformed one is left out with a warning.
 
     Returns
     -------
@@ -208,7 +213,8 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
     import numpy as np
 
     from label_config import ResultError, parse_label_config, task_data_problems
-    from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
+    from rlthf_selector.loaders import messages_problem
+    from rlthf_selector.pairs import MESSAGE_FIELDS, LabelSource, PreferencePairs, parse_label
 
     from ml_backend.training import human_label_of
 
@@ -241,9 +247,21 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
             skipped["no label (no annotation, prediction or AI label)"] += 1
             continue
         rows.append((str(data.get("pair_id", task["id"])), data, ai, human, label, int(source)))
+    extra = {}
+    for key in MESSAGE_FIELDS:
+        if any(key in r[1] for r in rows):
+            column = np.full(len(rows), None, dtype=object)
+            for j, r in enumerate(rows):
+                problem = messages_problem(r[1][key], f"data.{key}") if r[1].get(key) is not None else None
+                if problem:
+                    warnings.append(f"task of pair {r[0]}: {problem}; its conversation is left out")
+                elif key in r[1]:
+                    column[j] = r[1][key]
+            extra[key] = column
     pairs = PreferencePairs(
         ids=[r[0] for r in rows], prompt=[r[1]["prompt"] for r in rows], response_a=[r[1]["response_a"] for r in rows],
         response_b=[r[1]["response_b"] for r in rows], ai_label=[r[2] for r in rows], human_label=[r[3] for r in rows],
+        extra=extra,
     )
     return {
         "pairs": pairs,
@@ -256,7 +274,7 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
 
 def export_project(client: Any, project_id: int, out_dir: str | os.PathLike, *, fmt: str = "jsonl") -> dict[str, Any]:
     """Write ``out_dir/preferences.<fmt>`` (TRL: prompt, chosen, rejected, label_source, id) and a summary."""
-    from rlthf_selector.export import write_trl
+    from rlthf_selector.export import has_conversation, write_trl
     from rlthf_selector.pairs import LabelSource
 
     project = client.get_project(project_id)
@@ -265,9 +283,14 @@ def export_project(client: Any, project_id: int, out_dir: str | os.PathLike, *, 
     got = collect_labels(tasks, label_config=project["label_config"], model_version=project.get("model_version") or "")
     out = Path(out_dir)
     path = write_trl(got["pairs"], got["labels"], got["label_source"], out / f"preferences.{fmt}")
+    with_conversation = int(has_conversation(got["pairs"]).sum())
+    conversational = 0 < with_conversation == len(got["pairs"])
+    if 0 < with_conversation < len(got["pairs"]):
+        got["warnings"].append(f"{with_conversation} of {len(got['pairs'])} pairs carry a conversation and the rest "
+                               f"plain text: all are written as text (TRL takes one format per data set)")
     summary = {
         "project_id": int(project_id), "model_version": project.get("model_version") or None, "path": str(path),
-        "rows": int(len(got["pairs"])),
+        "rows": int(len(got["pairs"])), "format": "conversational" if conversational else "text",
         "label_sources": {s.label: int((got["label_source"] == s).sum()) for s in LabelSource if (got["label_source"] == s).any()},
         "skipped_tasks": dict(got["skipped"]), "warnings": got["warnings"],
     }

@@ -29,7 +29,15 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rlthf_selector.pairs import A_PREFERRED, B_PREFERRED, UNKNOWN, PreferencePairs, format_label, parse_label
+from rlthf_selector.pairs import (
+    A_PREFERRED,
+    B_PREFERRED,
+    MESSAGE_FIELDS,
+    UNKNOWN,
+    PreferencePairs,
+    format_label,
+    parse_label,
+)
 from rlthf_selector.validation import PairValidationError, check_choice, check_text
 
 __all__ = [
@@ -173,7 +181,8 @@ class _EvidenceColumns:
     ``labels`` (names ending ``_labels``: lists of labels -> int8 (n, k), padded with 0),
     ``numbers`` (other lists of numbers -> float64 (n, k), NaN-padded), ``number`` (-> float64, NaN if
     absent), ``bool`` (-> bool, or float64 1/0/NaN when absent on some rows), ``text`` (-> object, None
-    if absent) and ``ignored`` (JSON objects: not loaded, noted).
+    if absent), ``messages`` (the conversation fields of :data:`~rlthf_selector.pairs.MESSAGE_FIELDS`: lists of
+    ``{"role", "content"}`` messages -> object, None if absent) and ``ignored`` (JSON objects: not loaded, noted).
     """
 
     def __init__(self) -> None:
@@ -182,6 +191,11 @@ class _EvidenceColumns:
 
     @staticmethod
     def _kind_and_value(key: str, value: Any) -> tuple[str, Any]:
+        if key in MESSAGE_FIELDS:
+            problem = messages_problem(value, key)
+            if problem:
+                raise ValueError(problem)
+            return "messages", value
         if key.endswith("_labels"):
             if not isinstance(value, list):
                 raise ValueError(f"field {key!r} must be a list of labels, got {type(value).__name__}")
@@ -372,7 +386,9 @@ def load_jsonl(path: str | Path, *, on_error: str = "raise") -> tuple[Preference
     ``gold_label`` are optional labels (``"a"``/``"b"``/null or +1/-1/0). Any other field is per-pair
     evidence stored in ``pairs.extra``: numbers (e.g. ``ai_confidence``, in [0, 1]) as float64 with NaN
     where absent; booleans (e.g. ``ai_consistent``) as bool; names ending ``_label`` as one int8 label;
-    names ending ``_labels`` (e.g. ``judge_labels``) as an int8 array of shape (n, k) padded with 0.
+    names ending ``_labels`` (e.g. ``judge_labels``) as an int8 array of shape (n, k) padded with 0;
+    ``prompt_messages``, ``response_a_messages`` and ``response_b_messages`` (the conversations the texts were
+    rendered from, as :func:`load_trl` keeps them) as lists of ``{"role", "content"}`` messages.
 
     Parameters
     ----------
@@ -512,6 +528,10 @@ def load_trl(
       whole transcripts); their shared prefix is the prompt. Strings are cut like HH-RLHF at the last shared
       ``"\\n\\nAssistant:"`` when there is one, else at the last whitespace of the shared prefix.
 
+    The selector reads the rendered texts. A conversational row also keeps its messages, split into prompt and
+    responses, in ``pairs.extra`` under :data:`~rlthf_selector.pairs.MESSAGE_FIELDS`, and
+    :func:`rlthf_selector.export.write_trl` gives them back in TRL's conversational format.
+
     Parameters
     ----------
     path_or_records : str, Path, list of dict, or datasets.Dataset
@@ -551,7 +571,7 @@ def load_trl(
             if not isinstance(item, Mapping):
                 raise PairValidationError(f"expected an object, got {type(item).__name__}", source=source,
                                           line=at.line, row=at.row, reason="not an object")
-            prompt, chosen, rejected, was_implicit = _trl_row(item, at)
+            prompt, chosen, rejected, was_implicit, conversation = _trl_row(item, at)
             pair_id = _parse_id(item["id"], at) if item.get("id") is not None else f"{stem}-{row}"
             columns.check_new_id(pair_id, at)
         except PairValidationError as err:
@@ -560,6 +580,12 @@ def load_trl(
         implicit += was_implicit
         gold = B_PREFERRED if swap[row] else A_PREFERRED
         a, b = (rejected, chosen) if swap[row] else (chosen, rejected)
+        if conversation is not None:
+            prompt_messages, chosen_messages, rejected_messages = conversation
+            a_messages, b_messages = ((rejected_messages, chosen_messages) if swap[row]
+                                      else (chosen_messages, rejected_messages))
+            columns.evidence.commit(len(columns), dict(zip(MESSAGE_FIELDS, (
+                ("messages", prompt_messages), ("messages", a_messages), ("messages", b_messages)))))
         columns.add(pair_id, prompt, a, b, gold=gold, ai=gold if labels_as == "ai" else UNKNOWN,
                     human=gold if labels_as == "human" else UNKNOWN, where=at.where)
     if implicit:
@@ -606,7 +632,9 @@ def _trl_items(obj: Any) -> tuple[str, str, list[tuple[int | None, Any]], list[s
     raise TypeError(f"load_trl expects a path, a list of dicts or a datasets.Dataset; got {type(obj).__name__}")
 
 
-def _trl_row(record: Mapping[str, Any], at: PairValidationError) -> tuple[str, str, str, bool]:
+def _trl_row(record: Mapping[str, Any], at: PairValidationError) -> tuple[str, str, str, bool, tuple[list, list, list] | None]:
+    """(prompt, chosen, rejected, implicit prompt?, conversation): the texts as the selector reads them, and, for a
+    conversational row, the (prompt, chosen, rejected) message lists they were rendered from (None otherwise)."""
     for key in ("chosen", "rejected"):
         if key not in record or record[key] is None:
             raise PairValidationError(f"field {key!r} is missing", source=at.source, line=at.line, row=at.row,
@@ -621,10 +649,13 @@ def _trl_row(record: Mapping[str, Any], at: PairValidationError) -> tuple[str, s
     if isinstance(chosen, str) != isinstance(rejected, str):
         raise PairValidationError("'chosen' and 'rejected' must both be strings or both be message lists",
                                   source=at.source, line=at.line, row=at.row, reason="non-string text")
+    conversation = None
     if record.get("prompt") is not None:
         prompt = record["prompt"]
         if isinstance(prompt, list):
             _check_messages(prompt, "prompt", at)
+            if prompt and isinstance(chosen, list):
+                conversation = (prompt, chosen, rejected)
             prompt = render_messages(prompt)
         elif not isinstance(prompt, str):
             raise PairValidationError(f"field 'prompt' must be a string or a list of messages, got {type(prompt).__name__}",
@@ -634,18 +665,31 @@ def _trl_row(record: Mapping[str, Any], at: PairValidationError) -> tuple[str, s
     else:
         prompt, a, b = _split_implicit(chosen, rejected, at)
         implicit = True
+        if isinstance(chosen, list):
+            k = _shared_messages(chosen, rejected)
+            if k:
+                conversation = (chosen[:k], chosen[k:], rejected[k:])
     _check_distinct(a, b, at, what="chosen and rejected")
-    return prompt, a, b, implicit
+    return prompt, a, b, implicit, conversation
 
 
-def _check_messages(messages: list, key: str, at: PairValidationError) -> None:
+def messages_problem(messages: Any, key: str, *, allow_empty: bool = False) -> str | None:
+    """What is wrong with ``messages`` as a conversation (a list of ``{"role", "content"}`` dicts), or None."""
+    if not isinstance(messages, list) or not (messages or allow_empty):
+        return f"{key} must be a non-empty list of {{'role': str, 'content': str}} messages, got {messages!r:.80}"
     for j, msg in enumerate(messages):
         ok = isinstance(msg, Mapping) and isinstance(msg.get("role"), str) and (
             isinstance(msg.get("content"), str) or _content_parts_text(msg.get("content")) is not None
         )
         if not ok:
-            raise PairValidationError(f"{key}[{j}] must be a {{'role': str, 'content': str}} message, got {msg!r:.80}",
-                                      source=at.source, line=at.line, row=at.row, reason="bad message")
+            return f"{key}[{j}] must be a {{'role': str, 'content': str}} message, got {msg!r:.80}"
+    return None
+
+
+def _check_messages(messages: list, key: str, at: PairValidationError) -> None:
+    problem = messages_problem(messages, key, allow_empty=True)
+    if problem:
+        raise PairValidationError(problem, source=at.source, line=at.line, row=at.row, reason="bad message")
 
 
 def _content_parts_text(content: Any) -> str | None:
@@ -677,9 +721,7 @@ def _response_text(value: str | list) -> str:
 
 def _split_implicit(chosen: str | list, rejected: str | list, at: PairValidationError) -> tuple[str, str, str]:
     if isinstance(chosen, list):
-        k = 0
-        while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
-            k += 1
+        k = _shared_messages(chosen, rejected)
         if k == len(chosen) or k == len(rejected):
             raise PairValidationError("one conversation is a prefix of the other: no response to compare",
                                       source=at.source, line=at.line, row=at.row, reason="identical responses")
@@ -691,6 +733,14 @@ def _split_implicit(chosen: str | list, rejected: str | list, at: PairValidation
     shared = _common_prefix(chosen, rejected)
     cut = max(shared.rfind(c) for c in (" ", "\n", "\t")) + 1
     return chosen[:cut].strip(), chosen[cut:].strip(), rejected[cut:].strip()
+
+
+def _shared_messages(chosen: list, rejected: list) -> int:
+    """How many leading messages two conversations share (their implicit prompt)."""
+    k = 0
+    while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
+        k += 1
+    return k
 
 
 def _common_prefix(a: str, b: str) -> str:

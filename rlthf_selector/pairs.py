@@ -16,6 +16,11 @@ A_PREFERRED = 1
 B_PREFERRED = -1
 UNKNOWN = 0
 
+#: Optional ``pairs.extra`` columns holding the conversation each text was rendered from (TRL's conversational
+#: format: lists of ``{"role", "content"}`` messages; None on pairs given as plain text). The selector reads only the
+#: rendered strings; the export gives the conversations back, so chat-templated training data stays chat-templated.
+MESSAGE_FIELDS = ("prompt_messages", "response_a_messages", "response_b_messages")
+
 
 class LabelSource(IntEnum):
     """Where a pair's current label came from. Stored as int8 in ``label_source`` arrays."""
@@ -66,7 +71,8 @@ class PreferencePairs:
         simulations and evaluation; it is never read by the selector.
     extra : dict of str to ndarray of shape (n,)
         Optional per-pair evidence (e.g. ``ai_confidence``, ``ai_consistent``,
-        ``second_judge_label``). Subsetting keeps it aligned.
+        ``second_judge_label``), and the conversations of :data:`MESSAGE_FIELDS` where the pairs came as
+        conversations. Subsetting keeps it aligned.
     """
 
     ids: np.ndarray

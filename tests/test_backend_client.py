@@ -135,3 +135,59 @@ def test_export_merge_prefers_humans_then_the_backend_then_the_ai():
     assert got["label_source"].tolist() == [3, 1, 2, 4, 1]  # human, ai, flipped, rm, ai
     assert sum(got["skipped"].values()) == 2
     assert np.array_equal(got["pairs"].human_label, np.array([-1, 0, 0, 0, 0], dtype=np.int8))
+
+
+def _conversations(n):
+    """TRL conversational rows: one user turn, two one-message answers."""
+    return [{"prompt": [{"role": "user", "content": f"Question {i}?"}],
+             "chosen": [{"role": "assistant", "content": f"Right {i}."}],
+             "rejected": [{"role": "assistant", "content": f"Wrong {i}."}]} for i in range(n)]
+
+def test_conversations_travel_through_task_data_to_a_conversational_export():
+    from ml_backend.cli import task_records
+    from rlthf_selector.export import has_conversation, to_trl_records
+    from rlthf_selector.loaders import load_trl
+
+    records = _conversations(4)
+    pairs = load_trl(records, seed=1, labels_as="ai")[0]
+    control = parse_label_config(load_label_config("pairwise"))
+    tasks = [dict(t, id=k + 1, annotations=[]) for k, t in enumerate(task_records(pairs, control=control, model_version="v"))]
+    assert tasks[0]["data"]["prompt_messages"] == records[0]["prompt"]
+    got = collect_labels(tasks, label_config=load_label_config("pairwise"), model_version="v")
+    assert int(has_conversation(got["pairs"]).sum()) == 4 and not got["warnings"]
+    rows = to_trl_records(got["pairs"], got["labels"], got["label_source"])
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for r in rows] == [
+        (r["prompt"], r["chosen"], r["rejected"]) for r in records]
+    # A malformed conversation is named and left out; the pair itself is exported, as text with the rest.
+    tasks[2]["data"]["response_b_messages"] = [{"content": "no role"}]
+    got = collect_labels(tasks, label_config=load_label_config("pairwise"), model_version="v")
+    assert len(got["pairs"]) == 4 and int(has_conversation(got["pairs"]).sum()) == 3
+    assert any("response_b_messages[0] must be a" in w and "its conversation is left out" in w for w in got["warnings"])
+    assert isinstance(to_trl_records(got["pairs"], got["labels"], got["label_source"])[0]["prompt"], str)
+
+
+def test_export_project_says_which_format_it_wrote(tmp_path):
+    from ml_backend.cli import export_project, task_records
+    from rlthf_selector.loaders import load_trl
+
+    records = _conversations(3)
+    pairs = load_trl(records, seed=1, labels_as="ai")[0]
+    config = load_label_config("pairwise")
+    tasks = [dict(t, id=k + 1, annotations=[])
+             for k, t in enumerate(task_records(pairs, control=parse_label_config(config), model_version="v"))]
+
+    class Client:  # the two calls export_project makes
+        def get_project(self, project_id):
+            return {"label_config": config, "model_version": "v"}
+
+        def list_tasks(self, project_id):
+            return tasks
+
+    summary = export_project(Client(), 1, tmp_path / "all")
+    assert summary["format"] == "conversational" and summary["rows"] == 3 and not summary["warnings"]
+    first = json.loads((tmp_path / "all" / "preferences.jsonl").read_text().splitlines()[0])
+    assert first["prompt"] == records[0]["prompt"]
+    del tasks[1]["data"]["prompt_messages"]  # one task imported as plain text
+    summary = export_project(Client(), 1, tmp_path / "mixed")
+    assert summary["format"] == "text"
+    assert any("2 of 3 pairs carry a conversation" in w for w in summary["warnings"])

@@ -258,6 +258,46 @@ def test_load_trl_conversational_explicit_prompt():
     _check_gold_matches_positions(pairs, ["Blue."])
 
 
+def _conversations(n):
+    return [{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question {i}?"}],
+             "chosen": [{"role": "assistant", "content": f"Right {i}."}],
+             "rejected": [{"role": "assistant", "content": f"Wrong {i}."}]} for i in range(n)]
+
+
+def test_load_trl_keeps_each_conversation_beside_its_texts_in_a_and_b_order():
+    from rlthf_selector.pairs import MESSAGE_FIELDS
+
+    records = _conversations(30)
+    pairs, _ = load_trl(records, seed=4)
+    assert set(MESSAGE_FIELDS) <= set(pairs.extra)
+    assert 0 < (pairs.gold_label == 1).sum() < 30  # both orders occur
+    for i, record in enumerate(records):
+        a, b = (record["chosen"], record["rejected"]) if pairs.gold_label[i] > 0 else (record["rejected"], record["chosen"])
+        assert pairs.extra["prompt_messages"][i] == record["prompt"]
+        assert (pairs.extra["response_a_messages"][i], pairs.extra["response_b_messages"][i]) == (a, b)
+        assert pairs.response_a[i] == a[0]["content"]  # the selector still reads the texts
+    # An implicit prompt: the shared leading messages are the prompt's conversation.
+    implicit = {"chosen": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
+                "rejected": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}]}
+    plain = {"prompt": "Q", "chosen": "yes", "rejected": "no"}
+    mixed, _ = load_trl([implicit, plain], seed=0)
+    assert mixed.extra["prompt_messages"][0] == [{"role": "user", "content": "2+2?"}]
+    assert sorted(m[0]["content"] for m in (mixed.extra["response_a_messages"][0], mixed.extra["response_b_messages"][0])) == ["4", "5"]
+    assert [mixed.extra[key][1] for key in MESSAGE_FIELDS] == [None, None, None]  # plain rows carry none
+
+
+def test_conversations_survive_the_canonical_jsonl_and_bad_ones_are_named(tmp_path):
+    pairs, _ = load_trl(_conversations(5), seed=2)
+    again, _ = load_jsonl(write_jsonl(pairs, tmp_path / "pairs.jsonl"))
+    for key in ("prompt_messages", "response_a_messages", "response_b_messages"):
+        assert again.extra[key].tolist() == pairs.extra[key].tolist()
+    bad = _rec(0, response_a_messages=[{"role": "assistant"}])
+    with pytest.raises(PairValidationError, match=r":1: response_a_messages\[0\] must be a \{'role': str"):
+        load_jsonl(_write_lines(tmp_path / "bad.jsonl", [bad]))
+    with pytest.raises(PairValidationError, match=r"prompt_messages must be a non-empty list"):
+        load_jsonl(_write_lines(tmp_path / "empty.jsonl", [_rec(0, prompt_messages=[])]))
+
+
 def test_load_trl_implicit_prompt_conversational_and_plain():
     conv = {
         "chosen": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],

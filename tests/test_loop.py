@@ -135,6 +135,45 @@ def test_export_and_report(tmp_path, pairs):
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _conversational_pairs(n=12, seed=5):
+    from rlthf_selector.loaders import load_trl
+
+    records = [{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question {i}?"}],
+                "chosen": [{"role": "assistant", "content": f"Right {i}."}],
+                "rejected": [{"role": "assistant", "content": f"Wrong {i}."}]} for i in range(n)]
+    return load_trl(records, seed=seed, labels_as="ai")[0], records
+
+
+def test_conversational_input_is_exported_as_conversations_with_the_final_label(tmp_path):
+    import pyarrow.parquet as pq
+
+    from rlthf_selector.loaders import load_trl
+
+    pairs, records = _conversational_pairs()
+    labels = pairs.ai_label.copy()
+    labels[:4] = -labels[:4]  # flipped: chosen and rejected swap
+    source = np.where(np.arange(len(pairs)) < 4, LabelSource.FLIPPED, LabelSource.AI).astype(np.int8)
+    rows = to_trl_records(pairs, labels, source)
+    for i, (row, record) in enumerate(zip(rows, records)):
+        assert row["prompt"] == record["prompt"]
+        right, wrong = record["chosen"], record["rejected"]
+        assert (row["chosen"], row["rejected"]) == ((wrong, right) if i < 4 else (right, wrong))
+        assert row["label_source"] == ("flipped" if i < 4 else "ai")
+    # Both file formats keep the messages, and TRL's own loader reads them back as the same pairs.
+    for name in ("trl.jsonl", "trl.parquet"):
+        path = write_trl(pairs, labels, source, tmp_path / name)
+        back, _ = load_trl(path, seed=5, labels_as="ai")
+        assert [list(back.extra["prompt_messages"][i]) for i in range(len(back))] == [r["prompt"] for r in records]
+    assert pq.read_table(tmp_path / "trl.parquet").column("chosen").to_pylist()[0] == rows[0]["chosen"]
+    # The texts when asked for, or when some pairs came as plain text (TRL takes one format per data set).
+    assert to_trl_records(pairs, labels, source, conversational=False)[0]["prompt"] == pairs.prompt[0]
+    plain = pairs.replace(extra={k: v.copy() for k, v in pairs.extra.items()})
+    plain.extra["prompt_messages"][3] = None
+    assert isinstance(to_trl_records(plain, labels, source)[0]["prompt"], str)
+    with pytest.raises(ValueError, match=r"1 of 12 pairs came as plain text \(first: 'trl-3'\)"):
+        to_trl_records(plain, labels, source, conversational=True)
+
+
 def test_export_refuses_unlabelled_pairs(pairs):
     labels = pairs.ai_label.copy()
     labels[0] = 0
