@@ -43,7 +43,9 @@ def add_backend_parsers(subparsers: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _add_ls_arguments(setup)
-    setup.add_argument("--pairs", required=True, help="pairs in the canonical JSONL format (ai_label 'a'/'b' optional)")
+    setup.add_argument("--pairs", required=True,
+                       help="pairs in the canonical JSONL format (ai_label 'a'/'b' optional) or TRL preference data "
+                            "(.jsonl, .json or .parquet; 'chosen' is taken as the AI label, conversations are kept)")
     setup.add_argument("--backend-url", required=True, help="the ML backend's URL as Label Studio reaches it")
     setup.add_argument("--title", default=DEFAULT_TITLE, help="project title (an existing project with it is reused)")
     setup.add_argument("--config", choices=("pairwise", "choices"), default="pairwise", help="labeling config variant")
@@ -166,11 +168,11 @@ def setup_project(
 
 
 def run_label_studio_setup(args: argparse.Namespace) -> int:
-    from rlthf_selector.loaders import load_jsonl
+    from rlthf_selector.loaders import load_pairs
 
     from ml_backend.label_studio_client import LabelStudioClient, LabelStudioError
 
-    pairs, report = load_jsonl(args.pairs)
+    pairs, report = load_pairs(args.pairs)
     client = LabelStudioClient(args.url, args.api_key)
     try:
         outcome = setup_project(

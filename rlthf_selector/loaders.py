@@ -48,6 +48,7 @@ __all__ = [
     "load_hh_rlhf",
     "load_hh_rlhf_hub",
     "load_jsonl",
+    "load_pairs",
     "load_pandalm",
     "load_trl",
     "parse_pandalm_verdict",
@@ -426,6 +427,47 @@ def load_jsonl(path: str | Path, *, on_error: str = "raise") -> tuple[Preference
         columns.evidence.commit(len(columns), evidence)
         columns.add(pair_id, *texts, ai=labels[0], human=labels[1], gold=labels[2], where=f"line {lineno}")
     return _finish(columns, report)
+
+
+def load_pairs(path: str | Path, *, on_error: str = "raise", chosen_as: str = "ai") -> tuple[PreferencePairs, LoadReport]:
+    """Load pairs from a file in the canonical JSONL format or in TRL's, told apart by their fields.
+
+    A ``.parquet`` file or a JSON array is TRL data. In a JSONL file, the first record decides: ``response_a`` and
+    ``response_b`` make it canonical (:func:`load_jsonl`), ``chosen`` and ``rejected`` make it TRL (:func:`load_trl`,
+    conversations kept).
+
+    Parameters
+    ----------
+    path : str or Path
+    on_error : {"raise", "skip"}
+        As in :func:`load_jsonl`.
+    chosen_as : {"ai", "human"}
+        For TRL data: whose preference ``chosen`` records. ``"ai"`` (a judge's labels, for humans to check) puts it
+        in ``ai_label``; ``"human"`` in ``human_label``.
+
+    Raises
+    ------
+    PairValidationError
+        The first record has neither shape's fields (both are named), or as the loader raises.
+    """
+    check_choice(chosen_as, ("ai", "human"), "chosen_as")
+    path = Path(path)
+    if path.name.endswith(".parquet"):
+        return load_trl(path, labels_as=chosen_as, on_error=on_error)
+    raw = _read_bytes(path)
+    if raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        return load_trl(path, labels_as=chosen_as, on_error=on_error)
+    for lineno, item in _iter_jsonl(raw, str(path), LoadReport(source=str(path))):
+        if isinstance(item, Mapping):
+            if "response_a" in item or "response_b" in item:
+                return load_jsonl(path, on_error=on_error)
+            if "chosen" in item or "rejected" in item:
+                return load_trl(path, labels_as=chosen_as, on_error=on_error)
+            raise PairValidationError(
+                "a record needs response_a and response_b (the canonical format: id, prompt, response_a, response_b) "
+                f"or chosen and rejected (TRL's: prompt, chosen, rejected); found {sorted(item)[:8]}",
+                source=str(path), line=lineno, reason="unknown format")
+    return load_jsonl(path, on_error=on_error)  # no readable record: load_jsonl names what is wrong
 
 
 def _canonical_record(record: Mapping[str, Any], at: PairValidationError) -> tuple[str, tuple[str, str, str], tuple[int, int, int]]:

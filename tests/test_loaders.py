@@ -17,6 +17,7 @@ from rlthf_selector.loaders import (
     LoadReport,
     load_hh_rlhf,
     load_jsonl,
+    load_pairs,
     load_pandalm,
     load_trl,
     split_hh_transcripts,
@@ -296,6 +297,34 @@ def test_conversations_survive_the_canonical_jsonl_and_bad_ones_are_named(tmp_pa
         load_jsonl(_write_lines(tmp_path / "bad.jsonl", [bad]))
     with pytest.raises(PairValidationError, match=r"prompt_messages must be a non-empty list"):
         load_jsonl(_write_lines(tmp_path / "empty.jsonl", [_rec(0, prompt_messages=[])]))
+
+
+def test_load_pairs_tells_the_canonical_format_from_trls(tmp_path):
+    canonical = _write_lines(tmp_path / "pairs.jsonl", [_rec(i) for i in range(3)])
+    pairs, _ = load_pairs(canonical)
+    assert pairs.ids.tolist() == ["p0", "p1", "p2"] and (pairs.ai_label == 1).all()
+    records = _conversations(4)
+    trl = _write_lines(tmp_path / "prefs.jsonl", records)
+    (tmp_path / "prefs.json").write_text(json.dumps(records))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(records), tmp_path / "prefs.parquet")
+    reference, _ = load_trl(trl, labels_as="ai")
+    for path in (trl, tmp_path / "prefs.json", tmp_path / "prefs.parquet"):
+        got, _ = load_pairs(path)
+        np.testing.assert_array_equal(got.ai_label, reference.ai_label)  # chosen is the AI label by default
+        assert got.response_a.tolist() == reference.response_a.tolist()
+        assert got.extra["prompt_messages"].tolist() == reference.extra["prompt_messages"].tolist()
+    human, _ = load_pairs(trl, chosen_as="human")
+    np.testing.assert_array_equal(human.human_label, reference.ai_label)
+    assert (human.ai_label == 0).all()
+    neither = _write_lines(tmp_path / "odd.jsonl", [{"question": "q", "answer": "a"}])
+    with pytest.raises(PairValidationError, match=r"odd.jsonl:1: a record needs response_a and response_b .* or chosen "
+                                                  r"and rejected .*found \['answer', 'question'\]"):
+        load_pairs(neither)
+    with pytest.raises(ValueError, match="chosen_as"):
+        load_pairs(trl, chosen_as="judge")
 
 
 def test_load_trl_implicit_prompt_conversational_and_plain():
