@@ -56,9 +56,10 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
 
     Parameters
     ----------
-    dataset : {'pandalm', 'hh-rlhf', 'jsonl', 'synthetic'}
+    dataset : {'pandalm', 'hh-rlhf', 'jsonl', 'trl', 'synthetic'}
     paths : list of str
-        A directory for pandalm, files for hh-rlhf, one file for jsonl; ignored for synthetic.
+        A directory for pandalm, files for hh-rlhf, one file for jsonl and trl; ignored for synthetic. A trl file
+        is human preference data in TRL's format (``chosen`` is the gold); its AI labels come from ``ai_labels``.
     ai_labels : str, optional
         pandalm: 'gpt-3.5' (default) or 'pandalm-7b'. Others: a simulated judge spec
         ('uniform:0.25', 'length-bias', ...) or None to use the file's own ``ai_label``.
@@ -94,6 +95,12 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
         # The file's human labels are the gold the simulated human answers with.
         pairs = pairs.replace(gold_label=pairs.human_label, human_label=np.zeros(len(pairs), np.int8))
         name = f"jsonl:{Path(paths[0]).name}"
+    elif dataset == "trl":
+        if len(paths) != 1:
+            raise ValueError("--dataset trl takes one --path FILE")
+        pairs, report = loaders.load_trl(paths[0], seed=seed)  # gold_label: the human's chosen response
+        notes.append(report.summary())
+        name = f"trl:{Path(paths[0]).name}"
     elif dataset == "synthetic":
         from rlthf_selector.synthetic import make_synthetic_pairs
 
@@ -102,7 +109,7 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
         if ai_labels is None:
             return SimulationData(pairs, name, "simulated: built-in biased judge", notes)
     else:
-        raise ValueError(f"unknown --dataset {dataset!r}: use pandalm, hh-rlhf, jsonl or synthetic")
+        raise ValueError(f"unknown --dataset {dataset!r}: use pandalm, hh-rlhf, jsonl, trl or synthetic")
     if ai_labels is None:
         if (pairs.ai_label == 0).all():
             raise ValueError(f"{name} has no AI labels: pass --ai-labels uniform:0.25 or length-bias")
@@ -552,8 +559,10 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("simulate", help="benchmark RLTHF against random, margin, cleanlab and more on real data",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", required=True, choices=("pandalm", "hh-rlhf", "jsonl", "synthetic"))
-    p.add_argument("--path", nargs="*", default=[], help="pandalm: directory; hh-rlhf: files; jsonl: file")
+    p.add_argument("--dataset", required=True, choices=("pandalm", "hh-rlhf", "jsonl", "trl", "synthetic"))
+    p.add_argument("--path", nargs="*", default=[],
+                   help="pandalm: directory; hh-rlhf: files; jsonl: file; trl: a human preference file in TRL's format "
+                        "(prompt/chosen/rejected, .jsonl/.json/.parquet), with --ai-labels")
     p.add_argument("--ai-labels", default=None,
                    help="pandalm: gpt-3.5 | pandalm-7b; else a simulated judge: uniform:0.25 | length-bias[:k=v,...]; "
                         "default: the file's own ai_label")

@@ -94,3 +94,27 @@ def test_unknown_strategy_is_named(tmp_path):
     rc = main(["simulate", "--dataset", "jsonl", "--path", str(tmp_path / "p.jsonl"), "--strategies", "oracle",
                "--out", str(tmp_path)])
     assert rc == 2
+
+
+def test_trl_human_preference_data_is_simulated_with_a_judge(tmp_path):
+    from rlthf_selector.simulate import load_simulation_data
+
+    pairs = make_synthetic_pairs(120, seed=2)
+    chosen = np.where(pairs.gold_label > 0, pairs.response_a, pairs.response_b)
+    rejected = np.where(pairs.gold_label > 0, pairs.response_b, pairs.response_a)
+    path = tmp_path / "prefs.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p, "chosen": c, "rejected": r}) + "\n"
+                            for p, c, r in zip(pairs.prompt, chosen, rejected)))
+    data = load_simulation_data("trl", [str(path)], ai_labels="uniform:0.25", seed=0)
+    assert data.name == "trl:prefs.jsonl" and len(data.pairs) == 120
+    # Gold is the human's chosen response, in whichever of A/B it was put.
+    gold_chosen = np.where(data.pairs.gold_label > 0, data.pairs.response_a, data.pairs.response_b)
+    assert gold_chosen.tolist() == chosen.tolist()
+    assert (data.pairs.human_label == 0).all() and 0.6 < (data.pairs.ai_label == data.pairs.gold_label).mean() < 0.9
+    with pytest.raises(ValueError, match="has no AI labels: pass --ai-labels"):
+        load_simulation_data("trl", [str(path)], ai_labels=None)
+    out = tmp_path / "out"
+    rc = main(["simulate", "--dataset", "trl", "--path", str(path), "--ai-labels", "uniform:0.25",
+               "--strategies", "ai-only,random,rlthf", "--budgets", "0.1", "--seeds", "0", "--out", str(out),
+               "--iterations", "1", "--out-of-fold", "0"])
+    assert rc == 0 and json.loads((out / "simulate.json").read_text())["dataset"].startswith("trl:")
