@@ -65,7 +65,15 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
     pairs = make_synthetic_pairs(N_PAIRS, seed=11)
     # The judge's doubt travels in the task data; the backend reads it back at every retrain.
     doubt = np.round(np.random.default_rng(11).uniform(0.0, 0.9, N_PAIRS), 3)
-    pairs_file = write_jsonl(pairs.replace(gold_label=None, extra={"judge_doubt": doubt}), tmp_path / "pairs.jsonl")
+    # And each pair's conversation, as load_trl keeps TRL's conversational rows: the export must give it back.
+    conversations = {}
+    for key, role, texts in (("prompt_messages", "user", pairs.prompt), ("response_a_messages", "assistant", pairs.response_a),
+                             ("response_b_messages", "assistant", pairs.response_b)):
+        conversations[key] = np.empty(N_PAIRS, dtype=object)
+        for i, text in enumerate(texts):
+            conversations[key][i] = [{"role": role, "content": text}]
+    pairs_file = write_jsonl(pairs.replace(gold_label=None, extra={"judge_doubt": doubt, **conversations}),
+                             tmp_path / "pairs.jsonl")
     title = f"rlthf-e2e-{uuid.uuid4().hex[:8]}"
     worker = backend["backend"].worker
 
@@ -93,6 +101,8 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
         assert all(any(p["model_version"] == "rlthf-1" for p in t["predictions"]) for t in tasks)
         by_id = {t["id"]: t for t in tasks}
         assert all(t["data"]["prompt"] and t["data"]["response_b"] for t in tasks)  # merged, not wiped
+        assert all(t["data"]["response_a_messages"] == [{"role": "assistant", "content": t["data"]["response_a"]}]
+                   for t in tasks)
         by_pair = dict(zip(pairs.ids.tolist(), doubt.tolist()))
         assert all(t["data"]["judge_doubt"] == by_pair[t["data"]["pair_id"]] for t in tasks)
         queue = sorted((t["data"]["rlthf_priority"], t["id"]) for t in tasks if "rlthf_priority" in t["data"])
@@ -152,13 +162,16 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
                            "--project", str(pid), "--out", str(out)]) == 0
         summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert summary["rows"] == N_PAIRS and summary["label_sources"]["human"] == len(human_choice)
+        assert summary["format"] == "conversational"
         rows = {r["id"]: r for r in map(json.loads, (out / "preferences.jsonl").read_text().splitlines())}
         for tid, choice in human_choice.items():
             data = by_id[tid]["data"]
             row = rows[data["pair_id"]]
             assert row["label_source"] == "human"
-            assert row["chosen"] == (data["response_a"] if choice > 0 else data["response_b"])
-            assert row["rejected"] == (data["response_b"] if choice > 0 else data["response_a"])
+            assert row["prompt"] == [{"role": "user", "content": data["prompt"]}]
+            chosen, rejected = (data["response_a"], data["response_b"])[::1 if choice > 0 else -1]
+            assert row["chosen"] == [{"role": "assistant", "content": chosen}]
+            assert row["rejected"] == [{"role": "assistant", "content": rejected}]
         metrics = backend["backend"].registry.get(pid).counters
         timings.update(webhooks=metrics["webhooks"], trainings=metrics["trainings"],
                        training_seconds=round(backend["backend"].registry.get(pid).state.training_seconds, 2))
