@@ -172,6 +172,13 @@ def test_conversational_input_is_exported_as_conversations_with_the_final_label(
     assert isinstance(to_trl_records(plain, labels, source)[0]["prompt"], str)
     with pytest.raises(ValueError, match=r"1 of 12 pairs came as plain text \(first: 'trl-3'\)"):
         to_trl_records(plain, labels, source, conversational=True)
+    # Message contents given as text in one row and as parts in another fit JSON lines but no one parquet schema.
+    parts = pairs.replace(extra={k: v.copy() for k, v in pairs.extra.items()})
+    parts.extra["prompt_messages"][0] = [{"role": "user", "content": [{"type": "text", "text": "Question 0?"}]}]
+    with pytest.raises(ValueError, match=r"mixed.parquet: the records do not fit one parquet schema .* write .jsonl"):
+        write_trl(parts, labels, source, tmp_path / "mixed.parquet")
+    assert not list(tmp_path.glob("mixed.parquet*"))  # nothing half-written
+    assert write_trl(parts, labels, source, tmp_path / "mixed.jsonl").stat().st_size > 0
 
 
 def test_export_refuses_unlabelled_pairs(pairs):
