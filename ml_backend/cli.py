@@ -249,17 +249,19 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
             skipped["no label (no annotation, prediction or AI label)"] += 1
             continue
         rows.append((str(data.get("pair_id", task["id"])), data, ai, human, label, int(source)))
-    extra = {}
+    extra, malformed = {}, []
     for key in MESSAGE_FIELDS:
         if any(key in r[1] for r in rows):
             column = np.full(len(rows), None, dtype=object)
             for j, r in enumerate(rows):
                 problem = messages_problem(r[1][key], f"data.{key}") if r[1].get(key) is not None else None
                 if problem:
-                    warnings.append(f"task of pair {r[0]}: {problem}; its conversation is left out")
+                    malformed.append(f"pair {r[0]}: {problem}")
                 elif key in r[1]:
                     column[j] = r[1][key]
             extra[key] = column
+    if malformed:  # one line, however many tasks: the first says what is wrong
+        warnings.append(f"{len(malformed)} malformed conversation fields left out (first: {malformed[0]})")
     pairs = PreferencePairs(
         ids=[r[0] for r in rows], prompt=[r[1]["prompt"] for r in rows], response_a=[r[1]["response_a"] for r in rows],
         response_b=[r[1]["response_b"] for r in rows], ai_label=[r[2] for r in rows], human_label=[r[3] for r in rows],

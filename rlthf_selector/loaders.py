@@ -51,6 +51,7 @@ __all__ = [
     "load_pairs",
     "load_pandalm",
     "load_trl",
+    "messages_problem",
     "parse_pandalm_verdict",
     "render_messages",
     "split_hh_transcripts",
