@@ -216,6 +216,12 @@ class TRLRewardConfig:
     lr: float = _f(2e-5, "Learning rate.")
     batch_size: int = _f(8, "Per-device batch size (pairs).")
     score_batch_size: int = _f(64, "Texts per forward pass when scoring.")
+    chat_template: bool = _f(
+        False,
+        "Read each prompt + response conversation through the tokenizer's chat template, as RewardTrainer does with "
+        "conversational data (for chat models). Every pair must then carry its conversation (pairs.MESSAGE_FIELDS, "
+        "kept by load_trl) and the tokenizer must have a template. False = the prompt and response texts.",
+    )
     use_cpu: bool = _f(False, "Train and score on the CPU even when a GPU is available.")
     output_dir: str = _f("", "Where checkpoints go; empty = a temporary directory.")
     seed: int = _f(0, "Seed for the new reward head and data order.")

@@ -3,7 +3,8 @@
 A Hugging Face sequence classifier with one output (``num_labels=1``) reads ``prompt + "\\n\\n" + response``
 and returns a scalar reward; ``RewardTrainer`` minimises ``-log sigmoid(r(chosen) - r(rejected))``. It is the
 heavier alternative to :class:`~rlthf_selector.reward_model.FeatureRewardModel` (frozen features plus a small
-head): better in principle, slow on CPU.
+head): better in principle, slow on CPU. With ``TRLRewardConfig.chat_template`` it reads each pair's conversation
+(``pairs.MESSAGE_FIELDS``) through the tokenizer's chat template instead, in training and scoring alike.
 
 RewardTrainer has no per-example weights, so a pair of weight ``w`` is repeated ``round(w)`` times. It drops
 pairs longer than ``max_length`` tokens instead of truncating them; this module counts and warns.
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rlthf_selector.config import TRLRewardConfig
-from rlthf_selector.pairs import PreferencePairs, chosen_rejected
+from rlthf_selector.pairs import MESSAGE_FIELDS, PreferencePairs, chosen_rejected
 from rlthf_selector.reward_model import RewardModel, check_labels_and_weights
 
 PROMPT_SEPARATOR = "\n\n"
@@ -44,7 +45,7 @@ class TRLRewardModel(RewardModel):
     ----------
     train_log_ : dict
         After :meth:`fit`: ``n_pairs`` given, ``n_trained`` rows after oversampling and length filtering,
-        ``n_dropped_too_long``, ``train_loss``, ``steps``.
+        ``n_dropped_too_long``, ``train_loss``, ``steps``, ``chat_template``.
     """
 
     def __init__(self, config: TRLRewardConfig | None = None) -> None:
@@ -126,6 +127,35 @@ class TRLRewardModel(RewardModel):
         tok = self._load_tokenizer()
         return np.asarray([len(ids) for ids in tok(texts)["input_ids"]], dtype=np.int64)
 
+    def _reads_conversations(self, pairs: PreferencePairs) -> bool:
+        """``config.chat_template``, once checked that the tokenizer has a template and every pair its conversation.
+
+        Raises
+        ------
+        ValueError
+            Naming what is missing.
+        """
+        if not self.config.chat_template:
+            return False
+        from rlthf_selector.export import has_conversation
+
+        if not self._load_tokenizer().chat_template:
+            raise ValueError(f"TRLRewardConfig.chat_template is on, but the tokenizer in {self.model_dir} has no chat "
+                             f"template; turn it off to read the texts")
+        missing = np.flatnonzero(~has_conversation(pairs))
+        if missing.size:
+            raise ValueError(f"TRLRewardConfig.chat_template is on, but {missing.size} of {len(pairs)} pairs carry no "
+                             f"conversation (first: {pairs.ids[missing[0]]!r}); load conversational data with "
+                             f"load_trl, or turn it off to read the texts")
+        return True
+
+    def _conversation_ids(self, prompts: Any, responses: Any, *, truncate: bool = False) -> list[list[int]]:
+        """Token ids of each prompt + response conversation through the chat template, as RewardTrainer builds them."""
+        tok = self._load_tokenizer()
+        extra = {"truncation": True, "max_length": self.max_length} if truncate else {}
+        return [list(tok.apply_chat_template(list(p) + list(r), tokenize=True, return_dict=True, **extra)["input_ids"])
+                for p, r in zip(prompts, responses)]
+
     # -- training --------------------------------------------------------------------------------
     def fit(self, pairs: PreferencePairs, labels: np.ndarray, *, sample_weight: np.ndarray | None = None) -> "TRLRewardModel":
         """Fine-tune a fresh copy of the model on ``pairs`` (labels +1 / -1; 0 raises ValueError).
@@ -137,11 +167,19 @@ class TRLRewardModel(RewardModel):
         lost = int(((w > 0) & (repeats == 0)).sum())
         if lost:
             warnings.warn(f"{lost} pairs have a sample weight below 0.5 and are left out of TRL training", UserWarning, stacklevel=2)
-        chosen, rejected = chosen_rejected(pairs, y.astype(np.int8))
+        chat = self._reads_conversations(pairs)
+        if chat:
+            prompt_messages, a_messages, b_messages = (pairs.extra[key] for key in MESSAGE_FIELDS)
+            chosen = [a if label > 0 else b for a, b, label in zip(a_messages, b_messages, y)]
+            rejected = [b if label > 0 else a for a, b, label in zip(a_messages, b_messages, y)]
+            lengths = [np.asarray([len(ids) for ids in self._conversation_ids(prompt_messages, side)], dtype=np.int64)
+                       for side in (chosen, rejected)]
+        else:
+            chosen, rejected = chosen_rejected(pairs, y.astype(np.int8))
+            lengths = [self._token_lengths([self._sequence(p, r) for p, r in zip(pairs.prompt, side)])
+                       for side in (chosen, rejected)]
         max_len = self.max_length
-        too_long = (self._token_lengths([self._sequence(p, c) for p, c in zip(pairs.prompt, chosen)]) > max_len) | (
-            self._token_lengths([self._sequence(p, r) for p, r in zip(pairs.prompt, rejected)]) > max_len
-        )
+        too_long = (lengths[0] > max_len) | (lengths[1] > max_len)
         if too_long.any():
             warnings.warn(
                 f"{int(too_long.sum())} of {len(pairs)} pairs are longer than max_length = {max_len} tokens and are "
@@ -157,11 +195,18 @@ class TRLRewardModel(RewardModel):
         from datasets import Dataset
         from trl import RewardConfig, RewardTrainer
 
-        dataset = Dataset.from_dict({
-            "prompt": [pairs.prompt[i] + PROMPT_SEPARATOR for i in rows],
-            "chosen": [chosen[i] for i in rows],
-            "rejected": [rejected[i] for i in rows],
-        })
+        if chat:  # message lists: RewardTrainer applies the chat template to prompt + chosen / rejected
+            dataset = Dataset.from_dict({
+                "prompt": [list(prompt_messages[i]) for i in rows],
+                "chosen": [list(chosen[i]) for i in rows],
+                "rejected": [list(rejected[i]) for i in rows],
+            })
+        else:
+            dataset = Dataset.from_dict({
+                "prompt": [pairs.prompt[i] + PROMPT_SEPARATOR for i in rows],
+                "chosen": [chosen[i] for i in rows],
+                "rejected": [rejected[i] for i in rows],
+            })
         tokenizer = self._load_tokenizer()
         model = self._new_model()
         with tempfile.TemporaryDirectory(prefix="rlthf-trl-") as tmp:
@@ -200,6 +245,7 @@ class TRLRewardModel(RewardModel):
             "n_dropped_too_long": int(too_long.sum()),
             "train_loss": float(result.training_loss),
             "steps": int(result.global_step),
+            "chat_template": chat,
         }
         return self
 
@@ -209,36 +255,67 @@ class TRLRewardModel(RewardModel):
 
         Texts are scored once each, in batches of similar length; longer ones are truncated (with a warning).
         """
-        import torch
+        self._check_fitted()
+        unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+        ids = self._load_tokenizer()(list(unique))["input_ids"]
+        long = [i for i, seq in enumerate(ids) if len(seq) > self.max_length]
+        if long:  # the tokenizer truncates as scoring always has, keeping its closing special token
+            for i, seq in zip(long, self._load_tokenizer()([unique[i] for i in long], truncation=True,
+                                                          max_length=self.max_length)["input_ids"]):
+                ids[i] = seq
+        return self._score_ids(ids, truncated=len(long))[inverse.reshape(-1)]
 
+    def _check_fitted(self) -> None:
         if self._model is None:
             raise RuntimeError("this TRLRewardModel is not fitted; call fit() or load_state_dict() first")
-        tok = self._load_tokenizer()
-        max_len = self.max_length
-        unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-        lengths = self._token_lengths(list(unique))
-        truncated = int((lengths > max_len).sum())
+
+    def _score_ids(self, ids: list[list[int]], *, truncated: int) -> np.ndarray:
+        """Rewards of token-id sequences, shape (m,) float64, in batches of similar length."""
+        import torch
+
         if truncated:
-            warnings.warn(f"{truncated} texts are longer than {max_len} tokens and are truncated for scoring", UserWarning, stacklevel=3)
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty(len(unique), dtype=np.float64)
+            warnings.warn(f"{truncated} texts are longer than {self.max_length} tokens and are truncated for scoring",
+                          UserWarning, stacklevel=4)
+        tok = self._load_tokenizer()
+        order = np.argsort(np.asarray([len(seq) for seq in ids], dtype=np.int64), kind="stable")
+        out = np.empty(len(ids), dtype=np.float64)
         device = next(self._model.parameters()).device
         step = max(1, int(self.config.score_batch_size))
         with torch.no_grad():
             for start in range(0, len(order), step):
                 idx = order[start : start + step]
-                batch = tok([unique[i] for i in idx], truncation=True, max_length=max_len, padding=True, return_tensors="pt")
+                batch = tok.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt")
                 logits = self._model(**{k: v.to(device) for k, v in batch.items()}).logits
                 out[idx] = logits[:, 0].float().cpu().numpy()
-        return out[inverse.reshape(-1)]
+        return out
 
     def reward_gap(self, pairs: PreferencePairs) -> np.ndarray:
-        """``r(prompt + A) - r(prompt + B)`` per pair, shape (n,); each distinct text is scored once, so
-        swapping A and B negates the gap exactly."""
+        """``r(prompt + A) - r(prompt + B)`` per pair, shape (n,); each distinct sequence is scored once, so
+        swapping A and B negates the gap exactly. With ``config.chat_template``, through the chat template.
+
+        Raises
+        ------
+        ValueError
+            With ``config.chat_template``: a pair without its conversation, or a tokenizer without a template.
+        """
+        self._check_fitted()
         n = len(pairs)
-        texts = [self._sequence(p, a) for p, a in zip(pairs.prompt, pairs.response_a)]
-        texts += [self._sequence(p, b) for p, b in zip(pairs.prompt, pairs.response_b)]
-        r = self.rewards(texts)
+        if not self._reads_conversations(pairs):
+            texts = [self._sequence(p, a) for p, a in zip(pairs.prompt, pairs.response_a)]
+            texts += [self._sequence(p, b) for p, b in zip(pairs.prompt, pairs.response_b)]
+            r = self.rewards(texts)
+            return r[:n] - r[n:]
+        prompt_messages, a_messages, b_messages = (pairs.extra[key] for key in MESSAGE_FIELDS)
+        ids = self._conversation_ids(prompt_messages, a_messages) + self._conversation_ids(prompt_messages, b_messages)
+        long = [i for i, seq in enumerate(ids) if len(seq) > self.max_length]
+        if long:
+            prompts = [prompt_messages[i % n] for i in long]
+            responses = [(a_messages if i < n else b_messages)[i % n] for i in long]
+            for i, seq in zip(long, self._conversation_ids(prompts, responses, truncate=True)):
+                ids[i] = seq
+        keys = np.asarray([" ".join(map(str, seq)) for seq in ids], dtype=object)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        r = self._score_ids([ids[i] for i in first], truncated=len(long))[inverse.reshape(-1)]
         return r[:n] - r[n:]
 
     # -- the rest of the protocol -------------------------------------------------------------------

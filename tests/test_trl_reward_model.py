@@ -83,3 +83,54 @@ def test_trains_on_an_easy_preference_and_scores_antisymmetrically(tmp_path):
     restored = TRLRewardModel(model.config).load_state_dict(model.state_dict())
     np.testing.assert_allclose(restored.reward_gap(held_out), gaps, rtol=1e-5, atol=1e-6)
     assert model.clone()._model is None
+
+
+CHAT_TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+
+
+def _conversational(topics: list[str], n: int, *, offset: int = 0) -> tuple[PreferencePairs, np.ndarray]:
+    """The pairs of :func:`_synthetic` with their conversations, as load_trl keeps them."""
+    from rlthf_selector.pairs import MESSAGE_FIELDS
+
+    pairs, labels = _synthetic(topics, n, offset=offset)
+    columns = {key: np.empty(n, dtype=object) for key in MESSAGE_FIELDS}
+    for i in range(n):
+        columns["prompt_messages"][i] = [{"role": "user", "content": pairs.prompt[i]}]
+        columns["response_a_messages"][i] = [{"role": "assistant", "content": pairs.response_a[i]}]
+        columns["response_b_messages"][i] = [{"role": "assistant", "content": pairs.response_b[i]}]
+    return pairs.replace(extra=columns), labels
+
+
+def test_chat_template_needs_a_template_and_every_conversation():
+    pairs, labels = _conversational(TOPICS, 4)
+    model = TRLRewardModel(TRLRewardConfig(chat_template=True))
+    with pytest.raises(ValueError, match="has no chat template; turn it off"):
+        model.fit(pairs, labels)  # MiniLM's tokenizer has none
+    model._load_tokenizer().chat_template = CHAT_TEMPLATE
+    plain = pairs.replace(extra={k: v.copy() for k, v in pairs.extra.items()})
+    plain.extra["response_b_messages"][2] = None
+    with pytest.raises(ValueError, match=r"1 of 4 pairs carry no conversation \(first: 's2'\)"):
+        model.fit(plain, labels)
+    # The ids are exactly those RewardTrainer tokenizes for a conversational example.
+    from trl.data_utils import _tokenize
+
+    conversation = list(pairs.extra["prompt_messages"][0]) + list(pairs.extra["response_a_messages"][0])
+    assert model._conversation_ids(pairs.extra["prompt_messages"][:1], pairs.extra["response_a_messages"][:1]) == [
+        _tokenize(model._load_tokenizer(), conversation)["input_ids"]]
+
+
+@pytest.mark.slow
+def test_trains_and_scores_through_the_chat_template():
+    pairs, labels = _conversational(TOPICS, 32)
+    model = TRLRewardModel(TRLRewardConfig(max_length=64, epochs=1, lr=1e-4, batch_size=8, use_cpu=True,
+                                           chat_template=True))
+    model._load_tokenizer().chat_template = CHAT_TEMPLATE
+    model.fit(pairs, labels)
+    assert model.train_log_["chat_template"] is True and model.train_log_["n_trained"] == 32
+    held_out, held_labels = _conversational(HELD_OUT, 16, offset=100)
+    gaps = model.reward_gap(held_out)
+    assert np.mean(np.sign(gaps) == held_labels) >= 0.75
+    swapped = held_out.replace(response_a=held_out.response_b, response_b=held_out.response_a,
+                               extra={**held_out.extra, "response_a_messages": held_out.extra["response_b_messages"],
+                                      "response_b_messages": held_out.extra["response_a_messages"]})
+    np.testing.assert_array_equal(model.reward_gap(swapped), -gaps)
