@@ -257,13 +257,19 @@ class TRLRewardModel(RewardModel):
         """
         self._check_fitted()
         unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-        ids = self._load_tokenizer()(list(unique))["input_ids"]
+        tok = self._load_tokenizer()
+        ids = tok(list(unique))["input_ids"]
+        truncated = self._truncate_long(ids, lambda long: tok([unique[i] for i in long], truncation=True,
+                                                               max_length=self.max_length)["input_ids"])
+        return self._score_ids(ids, truncated=truncated)[inverse.reshape(-1)]
+
+    def _truncate_long(self, ids: list[list[int]], reencode: Any) -> int:
+        """Replace, in place, each sequence longer than ``max_length`` by ``reencode(positions)``'s (the tokenizer's own
+        truncation, which keeps a closing special token), and return how many there were."""
         long = [i for i, seq in enumerate(ids) if len(seq) > self.max_length]
-        if long:  # the tokenizer truncates as scoring always has, keeping its closing special token
-            for i, seq in zip(long, self._load_tokenizer()([unique[i] for i in long], truncation=True,
-                                                          max_length=self.max_length)["input_ids"]):
-                ids[i] = seq
-        return self._score_ids(ids, truncated=len(long))[inverse.reshape(-1)]
+        for i, seq in zip(long, reencode(long) if long else []):
+            ids[i] = seq
+        return len(long)
 
     def _check_fitted(self) -> None:
         if self._model is None:
@@ -307,15 +313,12 @@ class TRLRewardModel(RewardModel):
             return r[:n] - r[n:]
         prompt_messages, a_messages, b_messages = (pairs.extra[key] for key in MESSAGE_FIELDS)
         ids = self._conversation_ids(prompt_messages, a_messages) + self._conversation_ids(prompt_messages, b_messages)
-        long = [i for i, seq in enumerate(ids) if len(seq) > self.max_length]
-        if long:
-            prompts = [prompt_messages[i % n] for i in long]
-            responses = [(a_messages if i < n else b_messages)[i % n] for i in long]
-            for i, seq in zip(long, self._conversation_ids(prompts, responses, truncate=True)):
-                ids[i] = seq
+        truncated = self._truncate_long(ids, lambda long: self._conversation_ids(
+            [prompt_messages[i % n] for i in long], [(a_messages if i < n else b_messages)[i % n] for i in long],
+            truncate=True))
         keys = np.asarray([" ".join(map(str, seq)) for seq in ids], dtype=object)
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        r = self._score_ids([ids[i] for i in first], truncated=len(long))[inverse.reshape(-1)]
+        r = self._score_ids([ids[i] for i in first], truncated=truncated)[inverse.reshape(-1)]
         return r[:n] - r[n:]
 
     # -- the rest of the protocol -------------------------------------------------------------------

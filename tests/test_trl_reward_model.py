@@ -134,3 +134,8 @@ def test_trains_and_scores_through_the_chat_template():
                                extra={**held_out.extra, "response_a_messages": held_out.extra["response_b_messages"],
                                       "response_b_messages": held_out.extra["response_a_messages"]})
     np.testing.assert_array_equal(model.reward_gap(swapped), -gaps)
+    # A conversation longer than max_length is scored truncated by the template's tokenizer, with a warning.
+    long = held_out.replace(extra={k: v.copy() for k, v in held_out.extra.items()})
+    long.extra["response_a_messages"][0] = [{"role": "assistant", "content": "word " * 200}]
+    with pytest.warns(UserWarning, match="1 texts are longer than 64 tokens and are truncated for scoring"):
+        assert np.isfinite(model.reward_gap(long)).all()
