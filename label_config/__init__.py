@@ -1,15 +1,17 @@
 """Label Studio labeling configs for pairwise preference, and the mapping between their results and labels.
 
-Two variants ship with the package (``label_config/*.xml``):
+Three variants ship with the package (``label_config/*.xml``):
 
 ``pairwise``
     A ``<Pairwise>`` control over the two responses; the result value is ``{"selected": "left"}``
     (left = response A) or ``"right"``.
 ``choices``
     A ``<Choices>`` control with the choices ``A`` and ``B``; the result value is ``{"choices": ["A"]}``.
+``chat``
+    ``pairwise`` for conversations: the prompt's messages (task data ``prompt_messages``) are shown as a dialogue.
 
-Both read the task data fields ``prompt``, ``response_a`` and ``response_b``. Labels follow
-:mod:`rlthf_selector.pairs`: ``+1`` = A preferred, ``-1`` = B preferred, ``0`` = unknown.
+They read the task data fields ``prompt`` (or, ``chat``, ``prompt_messages``), ``response_a`` and ``response_b``.
+Labels follow :mod:`rlthf_selector.pairs`: ``+1`` = A preferred, ``-1`` = B preferred, ``0`` = unknown.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable, Mapping, Sequence
 
-CONFIG_NAMES = ("pairwise", "choices")
+CONFIG_NAMES = ("pairwise", "choices", "chat")
 REQUIRED_DATA_FIELDS = ("prompt", "response_a", "response_b")
 
 _CHOICE_WORDS = {"a": 1, "response a": 1, "response_a": 1, "b": -1, "response b": -1, "response_b": -1}
@@ -38,7 +40,7 @@ def load_label_config(name: str = "pairwise") -> str:
 
     Parameters
     ----------
-    name : {"pairwise", "choices"}
+    name : {"pairwise", "choices", "chat"}
     """
     if name not in CONFIG_NAMES:
         raise LabelConfigError(f"unknown label config {name!r}: choose one of {', '.join(CONFIG_NAMES)}")
@@ -145,11 +147,13 @@ def parse_label_config(xml: str) -> PreferenceControl:
     data_fields = tuple(
         el.get("value", "")[1:] for el in root.iter() if el.get("value", "").startswith("$")
     )
-    missing = [f for f in REQUIRED_DATA_FIELDS if f not in data_fields]
+    # The prompt may be shown as text or, for conversations, as its messages.
+    shown = set(data_fields) | ({"prompt"} if "prompt_messages" in data_fields else set())
+    missing = [f for f in REQUIRED_DATA_FIELDS if f not in shown]
     if missing:
         raise LabelConfigError(
             f"label config does not read the task data field(s) {', '.join(missing)}: "
-            f"it must show $prompt, $response_a and $response_b"
+            f"it must show $prompt (or $prompt_messages), $response_a and $response_b"
         )
     pairwise = [el for el in root.iter("Pairwise")]
     choices = [el for el in root.iter("Choices")]

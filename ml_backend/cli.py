@@ -21,6 +21,7 @@ DEFAULT_TITLE = "RLTHF preference pairs"
 
 def add_backend_parsers(subparsers: Any) -> None:
     """Add ``serve``, ``label-studio`` (with ``setup``) and ``export`` to an argparse sub-parser group."""
+    from label_config import CONFIG_NAMES
     serve = subparsers.add_parser(
         "serve", help="run the Label Studio ML backend", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Run the ML backend. Label Studio credentials and basic auth come from the environment "
@@ -48,7 +49,8 @@ def add_backend_parsers(subparsers: Any) -> None:
                             "(.jsonl, .json or .parquet; 'chosen' is taken as the AI label, conversations are kept)")
     setup.add_argument("--backend-url", required=True, help="the ML backend's URL as Label Studio reaches it")
     setup.add_argument("--title", default=DEFAULT_TITLE, help="project title (an existing project with it is reused)")
-    setup.add_argument("--config", choices=("pairwise", "choices"), default="pairwise", help="labeling config variant")
+    setup.add_argument("--config", choices=CONFIG_NAMES, default="pairwise",
+                       help="labeling config variant ('chat' shows each prompt's messages as a dialogue)")
     setup.add_argument("--basic-auth-user", default=os.environ.get("BASIC_AUTH_USER", ""),
                        help="the backend's basic-auth user (default: $BASIC_AUTH_USER); the password is $BASIC_AUTH_PASS")
     setup.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
@@ -106,6 +108,8 @@ def task_records(pairs: Any, *, control: Any, model_version: str) -> list[dict[s
     from rlthf_selector.evidence import evidence_record
     from rlthf_selector.pairs import MESSAGE_FIELDS, format_label
 
+    if "prompt_messages" in control.data_fields:
+        _check_dialogues(pairs)
     tasks = []
     for i in range(len(pairs)):
         data = {
@@ -121,6 +125,24 @@ def task_records(pairs: Any, *, control: Any, model_version: str) -> list[dict[s
             task["predictions"] = [{"result": control.result(ai), "score": 0.5, "model_version": model_version}]
         tasks.append(task)
     return tasks
+
+
+def _check_dialogues(pairs: Any) -> None:
+    """A config that shows ``$prompt_messages`` (``chat``) needs every pair's prompt as messages with text contents.
+
+    Raises
+    ------
+    ValueError
+        Naming the first pair without them.
+    """
+    column = pairs.extra.get("prompt_messages")
+    for i in range(len(pairs)):
+        messages = None if column is None else column[i]
+        if not messages or not all(isinstance(m.get("content"), str) for m in messages):
+            raise ValueError(
+                f"the label config shows each prompt as a dialogue ($prompt_messages), but pair {pairs.ids[i]!r} "
+                + ("has no prompt messages" if not messages else "has a message whose content is not text")
+                + "; import conversational pairs (TRL's format, or prompt_messages in the JSONL) or use --config pairwise")
 
 
 def setup_project(
@@ -145,6 +167,8 @@ def setup_project(
 
     project = client.find_project(title)
     created = project is None
+    if created and "prompt_messages" in parse_label_config(load_label_config(config)).data_fields:
+        _check_dialogues(pairs)  # before an empty project is left behind
     if created:
         project = client.create_project(title, load_label_config(config), description="RLTHF: AI prelabels, automatic flips and a prioritised human queue")
     pid = int(project["id"])

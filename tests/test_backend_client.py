@@ -192,3 +192,34 @@ def test_export_project_says_which_format_it_wrote(tmp_path):
     summary = export_project(Client(), 1, tmp_path / "mixed")
     assert summary["format"] == "text"
     assert any("2 of 3 pairs carry a conversation" in w for w in summary["warnings"])
+
+
+def test_the_chat_config_needs_every_prompt_as_messages_before_any_project_is_made():
+    from ml_backend.cli import setup_project, task_records
+    from rlthf_selector.loaders import load_trl
+
+    pairs = load_trl(_conversations(3), seed=1, labels_as="ai")[0]
+    created = []
+
+    class Client:  # fails the test if setup gets as far as creating a project
+        def find_project(self, title):
+            return None
+
+        def create_project(self, *args, **kwargs):
+            created.append(args)
+            raise AssertionError("a project was created for pairs the config cannot show")
+
+    plain = pairs.replace(extra={k: v.copy() for k, v in pairs.extra.items()})
+    plain.extra["prompt_messages"][1] = None
+    with pytest.raises(ValueError, match=r"pair 'trl-1' has no prompt messages; .* or use --config pairwise"):
+        setup_project(Client(), plain, backend_url="http://127.0.0.1:9", config="chat")
+    parts = pairs.replace(extra={k: v.copy() for k, v in pairs.extra.items()})
+    parts.extra["prompt_messages"][2] = [{"role": "user", "content": [{"type": "text", "text": "Question 2?"}]}]
+    with pytest.raises(ValueError, match=r"pair 'trl-2' has a message whose content is not text"):
+        setup_project(Client(), parts, backend_url="http://127.0.0.1:9", config="chat")
+    assert not created
+    # A project reused with the chat config checks the same, through its control's data fields.
+    chat = parse_label_config(load_label_config("chat"))
+    with pytest.raises(ValueError, match="trl-1"):
+        task_records(plain, control=chat, model_version="v")
+    assert task_records(pairs, control=chat, model_version="v")[0]["data"]["prompt_messages"] == _conversations(3)[0]["prompt"]

@@ -17,15 +17,31 @@ from label_config import (
 )
 
 
+# The control each shipped config carries, and how it shows the prompt.
+KIND = {"pairwise": "pairwise", "choices": "choices", "chat": "pairwise"}
+PROMPT_FIELD = {"pairwise": "$prompt", "choices": "$prompt", "chat": "$prompt_messages"}
+CONVERSATION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "p"}]
+
+
+def test_every_shipped_config_is_described():
+    assert set(KIND) == set(PROMPT_FIELD) == set(CONFIG_NAMES)
+
+
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 def test_shipped_configs_parse_and_read_the_task_fields(name):
     xml = load_label_config(name)
     root = ET.fromstring(xml)
     assert root.tag == "View"
     values = {el.get("value") for el in root.iter() if (el.get("value") or "").startswith("$")}
-    assert values == {"$prompt", "$response_a", "$response_b"}
+    assert values == {PROMPT_FIELD[name], "$response_a", "$response_b"}
     control = parse_label_config(xml)
-    assert control.kind == name and control.from_name == "preference"
+    assert control.kind == KIND[name] and control.from_name == "preference"
+
+
+def test_chat_shows_the_prompt_messages_as_a_dialogue():
+    (dialogue,) = ET.fromstring(load_label_config("chat")).iter("Paragraphs")
+    assert (dialogue.get("value"), dialogue.get("layout"), dialogue.get("nameKey"), dialogue.get("textKey")) == (
+        "$prompt_messages", "dialogue", "role", "content")  # the keys of TRL's messages
 
 
 def test_pairwise_result_shape_and_round_trip():
@@ -67,6 +83,8 @@ def test_pairwise_result_with_a_bad_selection_raises():
     ("", "empty"),
     ("<View><Text", "not valid XML"),
     ("<View><Text name='p' value='$prompt'/><Text name='a' value='$response_a'/></View>", "response_b"),
+    ("<View><Text name='a' value='$response_a'/><Text name='b' value='$response_b'/></View>",
+     r"prompt: it must show \$prompt \(or \$prompt_messages\)"),
     ("<View><Text name='p' value='$prompt'/><Text name='a' value='$response_a'/><Text name='b' value='$response_b'/></View>",
      "exactly one <Pairwise> or <Choices>"),
     ("<View><Text name='p' value='$prompt'/><Text name='a' value='$response_a'/><Text name='b' value='$response_b'/>"
@@ -87,7 +105,7 @@ def test_choice_values_response_a_and_b_are_understood():
 
 
 def test_unknown_config_name():
-    with pytest.raises(LabelConfigError, match="pairwise, choices"):
+    with pytest.raises(LabelConfigError, match="pairwise, choices, chat"):
         load_label_config("ranking")
 
 
@@ -109,13 +127,15 @@ def test_real_label_studio_accepts_the_config_and_its_results(label_studio, name
     project = client.create_project(f"rlthf-config-{name}-{uuid.uuid4().hex[:6]}", load_label_config(name))
     try:
         pid = project["id"]
-        assert parse_label_config(client.get_project(pid)["label_config"]).kind == name
+        assert parse_label_config(client.get_project(pid)["label_config"]).kind == KIND[name]
         client.validate_label_config(pid, load_label_config(name))
-        (tid,) = client.import_tasks(pid, [{"data": {"prompt": "p", "response_a": "a", "response_b": "b", "ai_label": "a"},
+        data = {"prompt": "p", "prompt_messages": CONVERSATION, "response_a": "a", "response_b": "b", "ai_label": "a"}
+        (tid,) = client.import_tasks(pid, [{"data": data,
                                             "predictions": [{"result": control.result(1), "score": 0.5, "model_version": "v0"}]}])
         client.create_annotation(tid, control.result(-1))
         (task,) = client.list_tasks(pid)
         assert control.label_of(task["annotations"][0]["result"]) == -1
         assert control.label_of(task["predictions"][0]["result"]) == 1
+        assert task["data"]["prompt_messages"] == CONVERSATION
     finally:
         client.delete_project(project["id"])
