@@ -10,7 +10,8 @@ Three variants ship with the package (``label_config/*.xml``):
 ``chat``
     ``pairwise`` for conversations: the prompt's messages (task data ``prompt_messages``) are shown as a dialogue.
 
-They read the task data fields ``prompt`` (or, ``chat``, ``prompt_messages``), ``response_a`` and ``response_b``.
+They read the task data fields ``prompt`` (``chat`` shows ``prompt_messages`` instead), ``response_a`` and
+``response_b``.
 Labels follow :mod:`rlthf_selector.pairs`: ``+1`` = A preferred, ``-1`` = B preferred, ``0`` = unknown.
 """
 

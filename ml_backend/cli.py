@@ -22,6 +22,7 @@ DEFAULT_TITLE = "RLTHF preference pairs"
 def add_backend_parsers(subparsers: Any) -> None:
     """Add ``serve``, ``label-studio`` (with ``setup``) and ``export`` to an argparse sub-parser group."""
     from label_config import CONFIG_NAMES
+
     serve = subparsers.add_parser(
         "serve", help="run the Label Studio ML backend", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Run the ML backend. Label Studio credentials and basic auth come from the environment "
