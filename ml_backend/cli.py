@@ -303,8 +303,8 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
 
 def export_project(client: Any, project_id: int, out_dir: str | os.PathLike, *, fmt: str = "jsonl") -> dict[str, Any]:
     """Write ``out_dir/preferences.<fmt>`` (TRL: prompt, chosen, rejected, label_source, id) and a summary."""
-    from rlthf_selector.export import has_conversation, write_trl
-    from rlthf_selector.pairs import LabelSource
+    from rlthf_selector.export import write_trl
+    from rlthf_selector.pairs import LabelSource, has_conversation
 
     project = client.get_project(project_id)
     # The task list holds whole predictions (the JSON export gives only their ids).

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rlthf_selector.pairs import MESSAGE_FIELDS, LabelSource, PreferencePairs, chosen_rejected
+from rlthf_selector.pairs import MESSAGE_FIELDS, LabelSource, PreferencePairs, chosen_rejected, has_conversation
 
 TRL_COLUMNS = ("id", "prompt", "chosen", "rejected", "label_source")
 
@@ -79,21 +79,6 @@ def to_trl_records(
         }
         for j, i in enumerate(index)
     ]
-
-
-def has_conversation(pairs: PreferencePairs) -> np.ndarray:
-    """Which pairs carry their conversation (every one of :data:`~rlthf_selector.pairs.MESSAGE_FIELDS`); the export is
-    conversational by default when all do.
-
-    Returns
-    -------
-    ndarray of bool, shape (n,)
-    """
-    present = np.ones(len(pairs), dtype=bool)
-    for key in MESSAGE_FIELDS:
-        column = pairs.extra.get(key)
-        present &= np.zeros(len(pairs), dtype=bool) if column is None else np.array([v is not None for v in column], bool)
-    return present
 
 
 def _conversations_for(pairs: PreferencePairs, index: np.ndarray, *, required: bool) -> bool:

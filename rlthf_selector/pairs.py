@@ -216,6 +216,21 @@ def format_label(value: int) -> str | None:
     return {A_PREFERRED: "a", B_PREFERRED: "b"}.get(int(value))
 
 
+def has_conversation(pairs: PreferencePairs) -> np.ndarray:
+    """Which pairs carry their conversation (every one of :data:`MESSAGE_FIELDS`); the export is conversational by
+    default when all do.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    present = np.ones(len(pairs), dtype=bool)
+    for key in MESSAGE_FIELDS:
+        column = pairs.extra.get(key)
+        present &= np.zeros(len(pairs), dtype=bool) if column is None else np.array([v is not None for v in column], bool)
+    return present
+
+
 def chosen_rejected(pairs: PreferencePairs, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The chosen and rejected response of each pair under ``labels`` (shape (n,), nonzero)."""
     labels = np.asarray(labels)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rlthf_selector.config import TRLRewardConfig
-from rlthf_selector.pairs import MESSAGE_FIELDS, PreferencePairs, chosen_rejected
+from rlthf_selector.pairs import MESSAGE_FIELDS, PreferencePairs, chosen_rejected, has_conversation
 from rlthf_selector.reward_model import RewardModel, check_labels_and_weights
 
 PROMPT_SEPARATOR = "\n\n"
@@ -137,8 +137,6 @@ class TRLRewardModel(RewardModel):
         """
         if not self.config.chat_template:
             return False
-        from rlthf_selector.export import has_conversation
-
         if not self._load_tokenizer().chat_template:
             raise ValueError(f"TRLRewardConfig.chat_template is on, but the tokenizer in {self.model_dir} has no chat "
                              f"template; turn it off to read the texts")

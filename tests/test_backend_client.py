@@ -145,7 +145,8 @@ def _conversations(n):
 
 def test_conversations_travel_through_task_data_to_a_conversational_export():
     from ml_backend.cli import task_records
-    from rlthf_selector.export import has_conversation, to_trl_records
+    from rlthf_selector.export import to_trl_records
+    from rlthf_selector.pairs import has_conversation
     from rlthf_selector.loaders import load_trl
 
     records = _conversations(4)
