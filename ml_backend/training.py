@@ -21,8 +21,7 @@ from rlthf_selector.estimates import (
     NOT_DRAWN,
     QUEUE_DRAW,
     answer_counts,
-    control_share_warning,
-    reversed_ranking_warning,
+    share_warnings,
 )
 from rlthf_selector.evidence import evidence_from_records
 from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
@@ -530,9 +529,7 @@ def train_state(
     )
     # Computed here, in the background training, so /metrics only reads them.
     state.summary["estimates"], state.summary["estimate_warnings"] = state_estimates(state, confidence=confidence)
-    for note in (control_share_warning(shares.control, floor=control_share), reversed_ranking_warning(shares.reversed)):
-        if note:
-            state.summary["estimate_warnings"].append(note)
+    state.summary["estimate_warnings"] += share_warnings(shares.control, shares.reversed, floor=control_share)
     state.summary["estimate_confidence"] = confidence
     return TrainOutcome("trained", state, table)
 

@@ -442,6 +442,13 @@ def reversed_ranking_warning(share: float) -> str | None:
             f"of the human batch goes to those pairs; the share follows the answers from batch to batch.")
 
 
+def share_warnings(control: float, reversed_share: float, *, floor: float) -> list[str]:
+    """The plain-words notes on where a batch's shares moved (:func:`control_share_warning`,
+    :func:`reversed_ranking_warning`): what the loop and the backend add to their estimate warnings."""
+    notes = (control_share_warning(control, floor=floor), reversed_ranking_warning(reversed_share))
+    return [note for note in notes if note]
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f}%"
 
@@ -687,6 +694,7 @@ __all__ = [
     "proportion_estimate",
     "proportion_interval",
     "reversed_ranking_warning",
+    "share_warnings",
     "two_sided_z",
     "wilson_interval",
 ]

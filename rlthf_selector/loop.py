@@ -522,14 +522,12 @@ class RLTHF:
         records.append(record)
         if self.on_iteration:
             self.on_iteration(record)
-        from rlthf_selector.estimates import control_share_warning, estimate_warnings, reversed_ranking_warning
+        from rlthf_selector.estimates import estimate_warnings, share_warnings
 
         warnings = estimate_warnings(estimates) if estimates else []
         asked = [r for r in records[:-1] if r.human_asked]
         if asked:  # the shares the last human batch was drawn with
-            for note in (control_share_warning(asked[-1].control_share, floor=cfg.control_share),
-                         reversed_ranking_warning(asked[-1].reversed_share)):
-                warnings += [note] if note else []
+            warnings += share_warnings(asked[-1].control_share, asked[-1].reversed_share, floor=cfg.control_share)
         return LoopResult(
             pairs=full, labels=final.labels, label_source=final.label_source, final_step=final,
             records=records, shard=shard, reward_model=self.reward_model, estimates=estimates,

@@ -205,3 +205,11 @@ def test_reversed_ranking_warning_speaks_only_of_a_material_share():
     assert reversed_ranking_warning(0.049) is None
     assert "5% of the human batch goes to those pairs" in reversed_ranking_warning(0.05)
     assert "62% of the human batch" in reversed_ranking_warning(0.62)
+
+
+def test_share_warnings_gathers_both_notes_in_order():
+    from rlthf_selector.estimates import control_share_warning, reversed_ranking_warning, share_warnings
+
+    assert share_warnings(0.1, 0.0, floor=0.1) == []
+    assert share_warnings(0.5, 0.3, floor=0.1) == [control_share_warning(0.5, floor=0.1), reversed_ranking_warning(0.3)]
+    assert share_warnings(0.1, 0.3, floor=0.1) == [reversed_ranking_warning(0.3)]
