@@ -1,4 +1,4 @@
-"""Shared fixtures: a fake Label Studio for the fast backend tests, and a real Label Studio 1.23.2 for the
+"""Shared fixtures: a fake Label Studio for the fast backend tests, conversational TRL rows, and a real Label Studio 1.23.2 for the
 end-to-end tests (started once per test session from ``.venv-ls``; skipped with a reason when it is absent).
 
 Environment knobs for the real one: ``RLTHF_LS_DATA_DIR`` (default ``.cache/ls-data``, migrated once and
@@ -22,6 +22,18 @@ def fake_ls():
     from ml_backend.memory_client import InMemoryLabelStudio
 
     return InMemoryLabelStudio()
+
+
+@pytest.fixture
+def trl_conversations():
+    """Builds ``n`` rows of TRL's conversational format: a system and a user message, a right and a wrong answer."""
+
+    def build(n: int) -> list[dict]:
+        return [{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question {i}?"}],
+                 "chosen": [{"role": "assistant", "content": f"Right {i}."}],
+                 "rejected": [{"role": "assistant", "content": f"Wrong {i}."}]} for i in range(n)]
+
+    return build
 
 
 # ---------------------------------------------------------------------- real Label Studio

@@ -137,19 +137,14 @@ def test_export_merge_prefers_humans_then_the_backend_then_the_ai():
     assert np.array_equal(got["pairs"].human_label, np.array([-1, 0, 0, 0, 0], dtype=np.int8))
 
 
-def _conversations(n):
-    """TRL conversational rows: one user turn, two one-message answers."""
-    return [{"prompt": [{"role": "user", "content": f"Question {i}?"}],
-             "chosen": [{"role": "assistant", "content": f"Right {i}."}],
-             "rejected": [{"role": "assistant", "content": f"Wrong {i}."}]} for i in range(n)]
 
-def test_conversations_travel_through_task_data_to_a_conversational_export():
+def test_conversations_travel_through_task_data_to_a_conversational_export(trl_conversations):
     from ml_backend.cli import task_records
     from rlthf_selector.export import to_trl_records
     from rlthf_selector.pairs import has_conversation
     from rlthf_selector.loaders import load_trl
 
-    records = _conversations(4)
+    records = trl_conversations(4)
     pairs = load_trl(records, seed=1, labels_as="ai")[0]
     control = parse_label_config(load_label_config("pairwise"))
     tasks = [dict(t, id=k + 1, annotations=[]) for k, t in enumerate(task_records(pairs, control=control, model_version="v"))]
@@ -168,11 +163,11 @@ def test_conversations_travel_through_task_data_to_a_conversational_export():
     assert isinstance(to_trl_records(got["pairs"], got["labels"], got["label_source"])[0]["prompt"], str)
 
 
-def test_export_project_says_which_format_it_wrote(tmp_path):
+def test_export_project_says_which_format_it_wrote(tmp_path, trl_conversations):
     from ml_backend.cli import export_project, task_records
     from rlthf_selector.loaders import load_trl
 
-    records = _conversations(3)
+    records = trl_conversations(3)
     pairs = load_trl(records, seed=1, labels_as="ai")[0]
     config = load_label_config("pairwise")
     tasks = [dict(t, id=k + 1, annotations=[])
@@ -195,11 +190,11 @@ def test_export_project_says_which_format_it_wrote(tmp_path):
     assert any("2 of 3 pairs carry a conversation" in w for w in summary["warnings"])
 
 
-def test_the_chat_config_needs_every_prompt_as_messages_before_any_project_is_made():
+def test_the_chat_config_needs_every_prompt_as_messages_before_any_project_is_made(trl_conversations):
     from ml_backend.cli import setup_project, task_records
     from rlthf_selector.loaders import load_trl
 
-    pairs = load_trl(_conversations(3), seed=1, labels_as="ai")[0]
+    pairs = load_trl(trl_conversations(3), seed=1, labels_as="ai")[0]
     created = []
 
     class Client:  # fails the test if setup gets as far as creating a project
@@ -223,4 +218,4 @@ def test_the_chat_config_needs_every_prompt_as_messages_before_any_project_is_ma
     chat = parse_label_config(load_label_config("chat"))
     with pytest.raises(ValueError, match="trl-1"):
         task_records(plain, control=chat, model_version="v")
-    assert task_records(pairs, control=chat, model_version="v")[0]["data"]["prompt_messages"] == _conversations(3)[0]["prompt"]
+    assert task_records(pairs, control=chat, model_version="v")[0]["data"]["prompt_messages"] == trl_conversations(3)[0]["prompt"]

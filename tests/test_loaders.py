@@ -259,16 +259,10 @@ def test_load_trl_conversational_explicit_prompt():
     _check_gold_matches_positions(pairs, ["Blue."])
 
 
-def _conversations(n):
-    return [{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question {i}?"}],
-             "chosen": [{"role": "assistant", "content": f"Right {i}."}],
-             "rejected": [{"role": "assistant", "content": f"Wrong {i}."}]} for i in range(n)]
-
-
-def test_load_trl_keeps_each_conversation_beside_its_texts_in_a_and_b_order():
+def test_load_trl_keeps_each_conversation_beside_its_texts_in_a_and_b_order(trl_conversations):
     from rlthf_selector.pairs import MESSAGE_FIELDS
 
-    records = _conversations(30)
+    records = trl_conversations(30)
     pairs, _ = load_trl(records, seed=4)
     assert set(MESSAGE_FIELDS) <= set(pairs.extra)
     assert 0 < (pairs.gold_label == 1).sum() < 30  # both orders occur
@@ -287,8 +281,8 @@ def test_load_trl_keeps_each_conversation_beside_its_texts_in_a_and_b_order():
     assert [mixed.extra[key][1] for key in MESSAGE_FIELDS] == [None, None, None]  # plain rows carry none
 
 
-def test_conversations_survive_the_canonical_jsonl_and_bad_ones_are_named(tmp_path):
-    pairs, _ = load_trl(_conversations(5), seed=2)
+def test_conversations_survive_the_canonical_jsonl_and_bad_ones_are_named(tmp_path, trl_conversations):
+    pairs, _ = load_trl(trl_conversations(5), seed=2)
     again, _ = load_jsonl(write_jsonl(pairs, tmp_path / "pairs.jsonl"))
     for key in ("prompt_messages", "response_a_messages", "response_b_messages"):
         assert again.extra[key].tolist() == pairs.extra[key].tolist()
@@ -299,11 +293,11 @@ def test_conversations_survive_the_canonical_jsonl_and_bad_ones_are_named(tmp_pa
         load_jsonl(_write_lines(tmp_path / "empty.jsonl", [_rec(0, prompt_messages=[])]))
 
 
-def test_load_pairs_tells_the_canonical_format_from_trls(tmp_path):
+def test_load_pairs_tells_the_canonical_format_from_trls(tmp_path, trl_conversations):
     canonical = _write_lines(tmp_path / "pairs.jsonl", [_rec(i) for i in range(3)])
     pairs, _ = load_pairs(canonical)
     assert pairs.ids.tolist() == ["p0", "p1", "p2"] and (pairs.ai_label == 1).all()
-    records = _conversations(4)
+    records = trl_conversations(4)
     trl = _write_lines(tmp_path / "prefs.jsonl", records)
     (tmp_path / "prefs.json").write_text(json.dumps(records))
     import pyarrow as pa

@@ -135,21 +135,13 @@ def test_export_and_report(tmp_path, pairs):
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _conversational_pairs(n=12, seed=5):
-    from rlthf_selector.loaders import load_trl
-
-    records = [{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question {i}?"}],
-                "chosen": [{"role": "assistant", "content": f"Right {i}."}],
-                "rejected": [{"role": "assistant", "content": f"Wrong {i}."}]} for i in range(n)]
-    return load_trl(records, seed=seed, labels_as="ai")[0], records
-
-
-def test_conversational_input_is_exported_as_conversations_with_the_final_label(tmp_path):
+def test_conversational_input_is_exported_as_conversations_with_the_final_label(tmp_path, trl_conversations):
     import pyarrow.parquet as pq
 
     from rlthf_selector.loaders import load_trl
 
-    pairs, records = _conversational_pairs()
+    records = trl_conversations(12)
+    pairs = load_trl(records, seed=5, labels_as="ai")[0]
     labels = pairs.ai_label.copy()
     labels[:4] = -labels[:4]  # flipped: chosen and rejected swap
     source = np.where(np.arange(len(pairs)) < 4, LabelSource.FLIPPED, LabelSource.AI).astype(np.int8)
