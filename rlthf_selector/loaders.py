@@ -455,11 +455,24 @@ def load_pairs(path: str | Path, *, on_error: str = "raise", chosen_as: str = "a
     path = Path(path)
     if path.name.endswith(".parquet"):
         return load_trl(path, labels_as=chosen_as, on_error=on_error)
-    raw = _read_bytes(path)
-    if raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-        return load_trl(path, labels_as=chosen_as, on_error=on_error)
-    for lineno, item in _iter_jsonl(raw, str(path), LoadReport(source=str(path))):
-        if isinstance(item, Mapping):
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    # Only the file's start is read here (the loader reads it whole once): a JSON array, or the first object line.
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+        first = True
+        for lineno, line in enumerate(fh, 1):
+            text = line.removeprefix(b"\xef\xbb\xbf").strip() if first else line.strip()
+            if not text:
+                continue
+            if first and text.startswith(b"["):
+                return load_trl(path, labels_as=chosen_as, on_error=on_error)
+            first = False
+            try:
+                item = json.loads(text)
+            except ValueError:
+                continue  # a bad line: the loader reports it
+            if not isinstance(item, Mapping):
+                continue
             if "response_a" in item or "response_b" in item:
                 return load_jsonl(path, on_error=on_error)
             if "chosen" in item or "rejected" in item:
