@@ -660,7 +660,7 @@ def _trl_items(obj: Any) -> tuple[str, str, list[tuple[int | None, Any]], list[s
             import pyarrow.parquet as pq
 
             return source, stem, [(None, r) for r in pq.read_table(path).to_pylist()], []
-        raw = _read_bytes(path)
+        raw = _read_bytes(path).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not part of the JSON
         if not raw.strip():
             raise PairValidationError("file is empty", source=source, reason="empty file")
         if path.name.endswith((".json", ".json.gz")) and raw.lstrip().startswith(b"["):

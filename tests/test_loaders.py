@@ -310,6 +310,9 @@ def test_load_pairs_tells_the_canonical_format_from_trls(tmp_path, trl_conversat
         np.testing.assert_array_equal(got.ai_label, reference.ai_label)  # chosen is the AI label by default
         assert got.response_a.tolist() == reference.response_a.tolist()
         assert got.extra["prompt_messages"].tolist() == reference.extra["prompt_messages"].tolist()
+    # A byte-order mark before a JSON array (as some Windows tools write) is not part of the data.
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf\n" + json.dumps(records).encode())
+    assert load_pairs(tmp_path / "bom.json")[0].response_a.tolist() == reference.response_a.tolist()
     human, _ = load_pairs(trl, chosen_as="human")
     np.testing.assert_array_equal(human.human_label, reference.ai_label)
     assert (human.ai_label == 0).all()
