@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Sequence
 
 from rlthf_selector.config import (
-    AdaptiveConfig,
     BradleyTerryConfig,
     CurveConfig,
     FeaturizerConfig,
@@ -22,7 +21,7 @@ from rlthf_selector.config import (
 )
 
 #: Config classes of the selector, in the order the docs list them.
-SELECTOR_CONFIGS = (LoopConfig, CurveConfig, SelectionConfig, BradleyTerryConfig, FeaturizerConfig, AdaptiveConfig)
+SELECTOR_CONFIGS = (LoopConfig, CurveConfig, SelectionConfig, BradleyTerryConfig, FeaturizerConfig)
 
 
 def add_selector_arguments(parser: argparse.ArgumentParser) -> None:

@@ -41,7 +41,9 @@ class CurveConfig:
         "none",
         "How the reflection point mirrors the elbow: 'gap' (first pair with gap <= -gap_elbow, the paper's "
         "flip region), 'index' (the elbow's index mirrored from the end of the curve) or 'none' (no flip region: "
-        "the human band runs to the end of the curve; only evidence flips, see SelectionConfig.flip_doubt). "
+        "the human band runs to the end of the curve). It draws the curve's regions for the plot, the report and the "
+        "reward model's back-off; what is flipped is the mistake model's call (SelectionConfig), except in the "
+        "'paper' method, which always uses 'gap'. "
         "Measured: 'gap' flips were ~50% right on HH-RLHF with a uniform-noise judge and ~30% with a "
         "length-biased one (benchmarks/README.md).",
         choices=("gap", "index", "none"),
@@ -51,40 +53,21 @@ class CurveConfig:
 
 @dataclass
 class SelectionConfig:
-    """How pairs are put into regions and how the human queue is ordered (:mod:`rlthf_selector.selection`)."""
+    """Who is asked and what is flipped (:mod:`rlthf_selector.mistakes`, :mod:`rlthf_selector.selection`)."""
 
-    priority: str = _f(
-        "lowest-gap",
-        "Order of the human queue: 'lowest-gap' (most contradicted first, nearest the reflection point), "
-        "'knee-first' (nearest the knee first) or 'margin' (smallest |gap| first).",
-        choices=("lowest-gap", "knee-first", "margin"),
+    method: str = _f(
+        "learned",
+        "'learned': a mistake model over named signals (reward gap, |gap|, length cue, each piece of judge evidence, "
+        "curve region) estimates P(AI label wrong) for every pair and is refitted on the human answers; humans get the "
+        "highest expected gain first, a label is flipped where the lower confidence bound on P(wrong) is above 0.5. "
+        "'paper': the paper's procedure exactly: only the knee-to-reflection band is asked (most contradicted first), "
+        "pairs beyond the geometric reflection point are flipped, no control draws, nothing learned.",
+        choices=("learned", "paper"),
     )
-    auto_flip: bool = _f(
-        True,
-        "Flip AI labels automatically: pairs beyond the reflection point (none with CurveConfig.reflection = "
-        "'none') and pairs the judge evidence condemns (flip_doubt).",
-    )
-    flip_doubt: float = _f(
-        1.0,
-        "With auto_flip, also flip pairs the reward model contradicts (gap < 0) whose judge doubt "
-        "(rlthf_selector.evidence: e.g. 1 = a second judge disagrees) is at least this; above 1 = never. "
-        "Measured on PandaLM: ~60% of such pairs are AI mistakes (benchmarks/README.md).",
-    )
-    fill_budget: bool = _f(
-        True,
-        "When the human band holds fewer unlabeled pairs than the budget, continue the queue with the rest "
-        "of the pool in the same priority order, so the budget is spent.",
-    )
-    band_first: bool = _f(
-        False,
-        "Queue the human band (knee to reflection point) before the rest of the pool. False = one ranking of "
-        "every unlabeled pair by the priority key, so judge evidence can reach pairs the reward model trusts.",
-    )
-    evidence_weight: float = _f(
-        0.5,
-        "Weight of the AI judge's own doubt (rlthf_selector.evidence.judge_doubt: a second judge disagreeing, "
-        "position-swap inconsistency, low confidence, judges' disagreement) fused with the gap's rank into the "
-        "priority; 0 = reward gap only. Unused when the pairs carry no evidence.",
+    flip_confidence: float = _f(
+        0.9,
+        "One-sided confidence of the lower bound on P(AI label wrong) that must exceed 0.5 for a flip (the mistake "
+        "model's Laplace posterior); 1 = never flip.",
     )
 
 
@@ -110,32 +93,16 @@ class LoopConfig:
     )
     control_share: float = _f(
         0.1,
-        "Share of each iteration's human batch drawn uniformly at random from the unlabeled pairs instead of the "
-        "queue. Their answers give the live estimates, with intervals, of the AI's accuracy, the queue's precision "
-        "against random and the reward model's mistake-ranking AUC (rlthf_selector.estimates.live_estimates), and "
-        "the warning when the ranking is no better than chance. 0 = the paper's queue only, unchecked.",
-    )
-    adapt_control_share: bool = _f(
-        True,
-        "Re-weigh the control share before every batch from the answers so far: the share becomes the probability "
-        "that random draws find the AI's mistakes more often than the queue (rlthf_selector.selection."
-        "adaptive_control_share), never below control_share. The budget moves to random draws where the queue "
-        "loses (a reward model that learned the judge's bias) and stays on the queue where it wins.",
-    )
-    reversed_ranking: bool = _f(
-        True,
-        "Also ask about the pairs the reward model agrees with most (its ranking reversed) when the answers show the "
-        "queue losing to random draws: a model trained on a biased judge's labels copies the bias, so the judge's "
-        "systematic mistakes sit among the labels it is surest of. Before every batch the batch is shared between "
-        "the queue, the reversed ranking and the control by the probability that each finds the AI's mistakes most "
-        "often (rlthf_selector.selection.ranking_shares). Needs control_share > 0.",
+        "Share of each human batch drawn uniformly at random from the unlabeled pairs instead of the queue: the "
+        "exploration that keeps the mistake model and the live estimates honest (AI accuracy, queue precision "
+        "against random, the mistake model's AUC, pool accuracy; rlthf_selector.estimates.live_estimates). "
+        "0 = the queue only, unchecked.",
     )
     answers_per_check: int = _f(
         10,
-        "Ask each iteration's human batch in parts of at least this many pairs and re-weigh the shares between the "
-        "queue, the reversed ranking and the control before each part, from every answer so far (the reward model "
-        "and its ranking stay the iteration's). So the first answers can move the rest of the first batch; the "
-        "Label Studio backend does the same at every retrain. 0 = once per iteration.",
+        "Ask each iteration's human batch in parts of at least this many pairs and refit the mistake model on every "
+        "answer so far before each part (the reward model stays the iteration's), so the first answers already "
+        "move the rest of the first batch; the Label Studio backend refits at every retrain. 0 = once per iteration.",
     )
     shard_fraction: float = _f(
         1.0,
@@ -303,22 +270,6 @@ class BackendConfig:
         "0 = no control draws.",
         env="RLTHF_CONTROL_SHARE",
     )
-    adapt_control_share: bool = _f(
-        True,
-        "Re-weigh the control share at every retrain from the answers so far: the share becomes the probability that "
-        "random draws find the AI's mistakes more often than the queue (rlthf_selector.selection.adaptive_control_share), "
-        "never below control_share. Where the queue loses, annotators are served random pairs instead.",
-        env="RLTHF_ADAPT_CONTROL_SHARE",
-    )
-    reversed_ranking: bool = _f(
-        True,
-        "Also serve the pairs the reward model agrees with most (its ranking reversed) when the answers show the queue "
-        "losing to random draws: a model trained on a biased judge's labels copies the bias, so the judge's systematic "
-        "mistakes sit among the labels it is surest of. Each retrain shares the batch between the queue, the reversed "
-        "ranking and the control by the probability that each finds the AI's mistakes most often "
-        "(rlthf_selector.selection.ranking_shares). Needs control_share > 0.",
-        env="RLTHF_REVERSED_RANKING",
-    )
     estimate_confidence: float = _f(
         0.9, "Two-sided coverage of the live estimates' intervals in /metrics (0.9 = 90 percent intervals).",
         env="RLTHF_ESTIMATE_CONFIDENCE",
@@ -331,6 +282,14 @@ class BackendConfig:
         "Write rlthf_region into every task's data, not only the queued ones' (one PATCH per changed task, "
         "~0.1-0.2 s each in Label Studio: slow on large projects).",
         env="RLTHF_WRITE_REGIONS",
+    )
+    show_prelabels: bool = _f(
+        False,
+        "Show the current label (the AI's, or a flip) as a pre-annotation on the tasks in the human queue. Off (the "
+        "default), their predictions carry only the score that orders the queue, and `rlthf label-studio setup` turns "
+        "Label Studio's 'Use predictions to prelabel tasks' off: annotators judge blind, without anchoring on the very "
+        "answer they are asked to check. The export records, per human label, whether it was given blind.",
+        env="RLTHF_SHOW_PRELABELS",
     )
     model_version_prefix: str = _f("rlthf-", "Model versions are this prefix plus the iteration number.", env="RLTHF_MODEL_VERSION_PREFIX")
     keep_versions: int = _f(5, "Saved model versions kept per project (older ones are pruned).", env="RLTHF_KEEP_VERSIONS")
@@ -395,102 +354,3 @@ class JudgeConfig:
     local_max_length: int = _f(4096, "Longest prompt (tokens) a --local-model judge scores; longer pairs stay unlabeled (too_long).")
 
 
-@dataclass
-class AdaptiveConfig:
-    """Self-checking selection: control draws, a bandit over signals, flips only with evidence (:mod:`rlthf_selector.adaptive`)."""
-
-    batches: int = _f(5, "Human batches the budget is split into; the bandit and the estimates are updated after each.")
-    batch_growth: float = _f(
-        1.0,
-        "Each batch is this many times the one before (1 = equal batches); above 1, little of the budget is spent "
-        "before the first answers show which signals work.",
-    )
-    control_share: float = _f(
-        0.1,
-        "Share of each batch drawn uniformly at random from the unlabeled pairs (the control sample behind the "
-        "unbiased estimates); rounded stochastically, so small batches keep this share on average. The bandit may "
-        "draw more uniform pairs through its 'control' arm. 0.1 won on the benchmark (0.2 costs about 0.4 points of "
-        "pool accuracy on PandaLM at a 6 percent budget and gives narrower intervals).",
-    )
-    arms: str = _f(
-        "control,rlthf-queue,rlthf-flips,rm-lowest-gap,rm-highest-gap,margin,judge-doubt,rm-amplified-lowest-gap,"
-        "rm-amplified-highest-gap",
-        "Comma-separated signals the bandit chooses between. 'rlthf-queue' is the ranking plain RLTHF asks by (the "
-        "reward gap's rank fused with the judge's doubt); 'rlthf-flips' asks first, as one ring, the pairs plain RLTHF "
-        "would flip on judge evidence, so their answers test that flip. These two and 'judge-doubt' are used only "
-        "where pairs.extra holds judge evidence (rlthf_selector.evidence), else the queue is 'rm-lowest-gap'; "
-        "'control' = uniform draws.",
-    )
-    evidence_weight: float = _f(
-        0.5, "Weight of the judge's doubt in the 'rlthf-queue' ranking (as SelectionConfig.evidence_weight)."
-    )
-    flip_doubt: float = _f(
-        1.0,
-        "The 'rlthf-flips' arm's first ring: the pairs plain RLTHF flips on judge evidence (the reward model "
-        "contradicts the AI label and the judge's doubt is at least this; as SelectionConfig.flip_doubt). Its "
-        "answers, drawn uniformly from them, decide whether the rest are flipped.",
-    )
-    first_arm: str = _f(
-        "rlthf-flips",
-        "The arm that takes every targeted slot of the first batch, so the method is trusted until its answers, beside "
-        "the control's, show otherwise. 'rlthf-flips' (default) starts by testing plain RLTHF's evidence flips; on "
-        "PandaLM it lifted the 6 percent budget by 0.2-0.35 points over Thompson sampling from the start (12 seeds). "
-        "Where the arm is not available (no judge evidence) Thompson sampling decides from the first batch, as it does "
-        "when this is empty.",
-    )
-    band_ladder: list = _f(
-        [0.025, 0.05, 0.1, 0.2, 0.4],
-        "Ring edges, as fractions of the pool: each signal's ranking is cut into rings (the top 2.5 percent, the next "
-        "2.5, then 5, 10, 20 percent and the rest). An arm asks pairs drawn uniformly from its current ring, so its answers measure that ring; when "
-        "they show it holds mostly AI mistakes (interval lower bound > 0.5) the ring is set aside for flipping and the arm "
-        "moves on to the next ring.",
-    )
-    amplification: float = _f(
-        10.0, "Weight of one human label relative to one AI label in the reward model retrained on the human answers."
-    )
-    amplified_folds: int = _f(
-        0,
-        "Folds for the amplified reward model's gaps: 0 or 1 = in-sample for unlabeled pairs (one fit; pairs it cannot "
-        "fit even in-sample rank first) and 3-fold cross-fitted for human-labelled ones, so no pair's own human label "
-        "moves it into a band; k > 1 = every gap cross-fitted (k fits a batch).",
-    )
-    amplified_refit: int = _f(
-        2,
-        "Batches after which the amplified reward model is refitted on the answers so far, at the latest; it is refitted "
-        "sooner when one of its rings is settled (shown rich or poor in mistakes). Between refits its ranking stays put, "
-        "so the answers about a ring describe one fixed set of pairs; answers from before a refit do not count as "
-        "flip evidence for the new ranking.",
-    )
-    base_folds: int = _f(5, "Folds for the base reward model's out-of-fold gaps (AI labels only), when they are not given.")
-    prior_strength: float = _f(
-        2.0,
-        "Thompson sampling: each arm's Beta prior has this many pseudo-answers, centred on the control's overturn "
-        "rate so far, so an arm must beat random draws to be preferred.",
-    )
-    discount: float = _f(
-        0.8,
-        "Thompson sampling: weight of an answer per batch of age (1 = never forget), so an arm's posterior follows "
-        "its ring as the arm moves outward and as the retrained model's ranking changes.",
-    )
-    confidence: float = _f(0.9, "Two-sided coverage of every reported interval (0.9 = 90 percent intervals).")
-    interval: str = _f(
-        "clopper-pearson",
-        "Interval of proportions (AI accuracy, precisions, flip evidence): 'clopper-pearson' (exact, conservative) or 'wilson'.",
-        choices=("clopper-pearson", "wilson"),
-    )
-    flip: bool = _f(True, "Flip AI labels automatically where, and only where, the human answers show a ring holds mostly mistakes.")
-    flip_min_evidence: int = _f(10, "Fewest human answers drawn from a ring before it may be set aside or flipped.")
-    flip_correction: str = _f(
-        "holm",
-        "Multiple-testing correction over the candidate flip rings at the end: 'holm' (step-down: the strongest at "
-        "1 - (1 - confidence) / candidates, the next at / (candidates - 1), ...; at least as strict as needed for all "
-        "flipped sets to hold mostly mistakes at once) or 'none'.",
-        choices=("holm", "none"),
-    )
-    auc_interval: str = _f(
-        "hanley-mcneil",
-        "Interval of the weighted mistake-ranking AUC: 'hanley-mcneil' (with Kish effective sample sizes) or 'bootstrap'.",
-        choices=("hanley-mcneil", "bootstrap"),
-    )
-    auc_bootstrap: int = _f(500, "Bootstrap resamples when auc_interval = 'bootstrap'.")
-    seed: int = _f(0, "Seed of the control draws, the ring draws and Thompson sampling.")

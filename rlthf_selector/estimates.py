@@ -360,48 +360,47 @@ def combine_totals(parts: Sequence[tuple[Estimate, float]], *, constant: float =
 # ----------------------------------------------------------------------------------------------
 # Plain-words warnings from live estimates
 # ----------------------------------------------------------------------------------------------
-def chance_warning(rm_auc: Estimate | None) -> str | None:
-    """A plain-words warning when the reward model's ranking is not shown to beat chance (AUC interval reaches 0.5).
+def chance_warning(mistake_auc: Estimate | None) -> str | None:
+    """A plain-words warning when the mistake model's ranking is not shown to beat chance (AUC interval reaches 0.5).
 
     Three cases: the interval lies below 0.5 (the ranking is inverted), it holds 0.5 (no better than chance as far
     as the answers tell), or it is the uninformative (0, 1) because too few random answers are in (cannot tell yet).
     None when the lower bound is above 0.5 or there is no estimate.
     """
-    if rm_auc is None or rm_auc.value is None or rm_auc.lower is None or rm_auc.upper is None:
+    if mistake_auc is None or mistake_auc.value is None or mistake_auc.lower is None or mistake_auc.upper is None:
         return None
-    if rm_auc.lower > 0.5:
+    if mistake_auc.lower > 0.5:
         return None
-    if rm_auc.lower <= 0.0 and rm_auc.upper >= 1.0:
-        return (f"Too few random human answers yet ({rm_auc.n}) to tell whether the reward model's ranking finds the "
-                f"AI's mistakes better than chance; until they show it does, its queue and its curve are unchecked "
-                f"assumptions.")
-    pct = f"{100 * rm_auc.confidence:.0f}%"
-    if rm_auc.upper < 0.5:
+    if mistake_auc.lower <= 0.0 and mistake_auc.upper >= 1.0:
+        return (f"Too few random human answers yet ({mistake_auc.n}) to tell whether the mistake model's ranking finds "
+                f"the AI's mistakes better than chance; until they show it does, its queue is an unchecked prior.")
+    pct = f"{100 * mistake_auc.confidence:.0f}%"
+    if mistake_auc.upper < 0.5:
         verdict = ("below chance: the pairs it ranks first are less often wrong than random ones, the opposite of what "
                    "RLTHF assumes")
     else:
         verdict = "no better than chance, as far as the human answers so far can tell"
-    return (f"The reward model's ranking is {verdict}. Its mistake-ranking AUC on {rm_auc.n} randomly drawn human "
-            f"answers is {rm_auc.value:.2f} ({pct} interval {rm_auc.lower:.2f} to {rm_auc.upper:.2f}; 0.5 is a coin "
-            f"toss). Do not spend the human budget on its lowest-gap queue or flip by its curve; adaptive "
-            f"selection (rlthf-adaptive) moves the budget to the signals whose answers show they work.")
+    return (f"The mistake model's ranking is {verdict}. Its mistake-ranking AUC on {mistake_auc.n} randomly drawn "
+            f"human answers is {mistake_auc.value:.2f} ({pct} interval {mistake_auc.lower:.2f} to "
+            f"{mistake_auc.upper:.2f}; 0.5 is a coin toss). It refits on every answer, so more answers can turn it "
+            f"round; until they do, the queue is worth little more than random labeling.")
 
 
 def estimate_warnings(estimates: dict[str, Estimate]) -> list[str]:
-    """Plain-words warnings from live estimates: the reward model's ranking not shown to beat chance
+    """Plain-words warnings from live estimates: the mistake model's ranking not shown to beat chance
     (:func:`chance_warning`), and a targeted queue not credibly better than the control draws.
 
     Parameters
     ----------
     estimates : dict of str to Estimate
-        With ``rm_auc``, ``queue_minus_control``, ``queue_precision`` and ``control_overturn`` where known
-        (:func:`rlthf_selector.estimates.live_estimates`, :meth:`AdaptiveSelector.estimates`).
+        With ``mistake_auc``, ``queue_minus_control``, ``queue_precision`` and ``control_overturn`` where known
+        (:func:`rlthf_selector.estimates.live_estimates`).
 
     Returns
     -------
     list of str
     """
-    warnings = [w for w in (chance_warning(estimates.get("rm_auc")),) if w]
+    warnings = [w for w in (chance_warning(estimates.get("mistake_auc")),) if w]
     q = estimates.get("queue_minus_control")
     if q is not None and q.lower is not None and q.lower <= 0:
         warnings.append(
@@ -410,43 +409,6 @@ def estimate_warnings(estimates: dict[str, Estimate]) -> list[str]:
             f"{_pct(estimates['control_overturn'].value)} of control pairs (difference {q.value:+.2f}, "
             f"{100 * q.confidence:.0f}% interval {q.lower:+.2f} to {q.upper:+.2f})")
     return warnings
-
-
-#: How far a share must move from where the user set it before a warning speaks of it. Below this the share is the
-#: probability matching's exploration (a few percent while the answers are few), not a finding about the ranking.
-SHARE_NOTE_MIN = 0.05
-
-
-def control_share_warning(share: float, *, floor: float) -> str | None:
-    """A plain-words note when the adaptive control share (:func:`rlthf_selector.selection.adaptive_control_share`)
-    has moved the budget away from the queue: ``share`` at least :data:`SHARE_NOTE_MIN` above ``floor``. None
-    otherwise."""
-    if not share >= floor + SHARE_NOTE_MIN - 1e-9:
-        return None
-    pct = f"{100 * share:.0f}%"
-    # The gist before the colon carries no number, so reports can group the note across runs.
-    return (f"The budget moved from the queue to random pairs: the answers so far give a {pct} probability that "
-            f"random pairs hold AI mistakes more often than the queue's, so {pct} of the human batch goes to random "
-            f"pairs instead of the configured {100 * floor:.0f}%; the share follows the answers from batch to batch.")
-
-
-def reversed_ranking_warning(share: float) -> str | None:
-    """A plain-words note when part of the human batch goes to the reward model's ranking reversed
-    (:func:`rlthf_selector.selection.ranking_shares`): ``share`` at least :data:`SHARE_NOTE_MIN`. None otherwise."""
-    if not share >= SHARE_NOTE_MIN - 1e-9:
-        return None
-    pct = f"{100 * share:.0f}%"
-    # The gist before the colon carries no number, so reports can group the note across runs.
-    return (f"Part of the budget moved to the pairs the reward model agrees with most: the answers so far suggest "
-            f"that it learned the judge's bias, so the AI's mistakes sit among the labels it is surest of, and {pct} "
-            f"of the human batch goes to those pairs; the share follows the answers from batch to batch.")
-
-
-def share_warnings(control: float, reversed_share: float, *, floor: float) -> list[str]:
-    """The plain-words notes on where a batch's shares moved (:func:`control_share_warning`,
-    :func:`reversed_ranking_warning`): what the loop and the backend add to their estimate warnings."""
-    notes = (control_share_warning(control, floor=floor), reversed_ranking_warning(reversed_share))
-    return [note for note in notes if note]
 
 
 def _pct(x: float | None) -> str:
@@ -461,37 +423,6 @@ def _pct(x: float | None) -> str:
 NOT_DRAWN, QUEUE_DRAW, CONTROL_DRAW = 0, 1, 2
 
 
-def answer_counts(*, ai_label: Any, human_label: Any, drawn_by: Any, served_reversed: Any = None) -> dict[str, tuple[int, int]]:
-    """(overturned, answered) per source of draws: how many answered draws each has, and how many of them the human
-    overturned (said the AI label was wrong).
-
-    Parameters
-    ----------
-    ai_label, human_label : array-like of int, shape (n,)
-        As in :func:`live_estimates`; pairs without an AI label are not counted.
-    drawn_by : array-like of int, shape (n,)
-        The group a pair's answer counts in (:data:`NOT_DRAWN` for answers that count in neither).
-    served_reversed : array-like of bool, shape (n,), optional
-        Queue draws served by the reward model's ranking reversed instead of RLTHF's queue (see
-        :func:`rlthf_selector.selection.ranking_shares`); default none.
-
-    Returns
-    -------
-    dict of str to tuple of int
-        ``queue``, ``reversed``, ``control``: the arguments of :func:`rlthf_selector.selection.ranking_shares`
-        (and, queue and control, of :func:`rlthf_selector.selection.adaptive_control_share`).
-    """
-    ai = np.asarray(ai_label)
-    human = np.asarray(human_label)
-    group = np.asarray(drawn_by)
-    rev = np.zeros(group.shape, dtype=bool) if served_reversed is None else np.asarray(served_reversed, dtype=bool)
-    answered = (human != 0) & (ai != 0)
-    overturned = answered & (human != ai)
-    sources = {"queue": (group == QUEUE_DRAW) & ~rev, "reversed": (group == QUEUE_DRAW) & rev,
-               "control": group == CONTROL_DRAW}
-    return {name: (int((overturned & mine).sum()), int((answered & mine).sum())) for name, mine in sources.items()}
-
-
 def live_estimates(
     *,
     ai_label: Any,
@@ -504,7 +435,6 @@ def live_estimates(
     n_flipped: int = 0,
     confidence: float = 0.9,
     method: str = "clopper-pearson",
-    served_reversed: Any = None,
 ) -> dict[str, Estimate]:
     """Live estimates, with intervals, of how good the AI labels, the targeted queue and the reward model's ranking
     are, from the human answers to a pool's queue and control draws.
@@ -542,11 +472,6 @@ def live_estimates(
         Two-sided coverage of every interval.
     method : str
         Interval of the proportions and of the control totals: ``clopper-pearson`` or ``wilson``.
-    served_reversed : array-like of bool, shape (n,), optional
-        Queue draws served by the reward model's ranking reversed instead of RLTHF's queue
-        (:func:`rlthf_selector.selection.ranking_shares`). Their answers leave the queue's estimates and make
-        ``reversed_precision``. Default: none (and no ``reversed_precision``).
-
     Returns
     -------
     dict of str to Estimate
@@ -558,12 +483,10 @@ def live_estimates(
             How often humans overturn the AI on control draws (the AI's error rate on unlabeled pairs).
         ``queue_precision``
             How often humans overturn the AI on queue draws.
-        ``reversed_precision``
-            Only with ``served_reversed``: the same on the draws the reversed ranking served.
         ``queue_minus_control``
             ``queue_precision - control_overturn`` (:func:`newcombe_difference`): above 0 when the queue finds the
             AI's mistakes better than random draws.
-        ``rm_auc``
+        ``mistake_auc``
             The AUC of ``mistake_score`` for "the human overturned the AI" on the answered control draws (Hanley-McNeil
             interval; the uninformative (0, 1) while either class has fewer than 5 answers).
         ``pool_accuracy``
@@ -579,7 +502,7 @@ def live_estimates(
         Arrays of different shapes, a pair without an AI label, codes outside the ones above, an answer given before
         its draw, an answered control draw without a frame or a finite score, or ``n_flipped`` out of range.
     """
-    from rlthf_selector.validation import check_bool_vector, check_label_vector, check_number_vector, raise_if_any
+    from rlthf_selector.validation import check_label_vector, check_number_vector, raise_if_any
 
     ai_arr = np.asarray(ai_label)
     if ai_arr.ndim != 1 or ai_arr.shape[0] == 0:
@@ -602,9 +525,6 @@ def live_estimates(
     answered = labelled & (group != NOT_DRAWN)
     control = answered & (group == CONTROL_DRAW)
     queue = answered & (group == QUEUE_DRAW)
-    if served_reversed is not None:
-        from_reversed = queue & check_bool_vector(served_reversed, n, "served_reversed")
-        queue &= ~from_reversed
     raise_if_any(answered & (answered_in < drawn_in), "an answer came before its draw (label_round < draw_round)")
     raise_if_any(control & (frame_size < 1), "an answered control draw has frame < 1 (unlabeled pairs at its draw)")
     raise_if_any(control & ~np.isfinite(score), "an answered control draw has no finite mistake_score")
@@ -629,10 +549,7 @@ def live_estimates(
     out["control_overturn"] = proportion_estimate(k_control, n_control, confidence=confidence, method=method)
     out["queue_precision"] = proportion_estimate(k_queue, n_queue, confidence=confidence, method=method)
     out["queue_minus_control"] = newcombe_difference(k_queue, n_queue, k_control, n_control, confidence=confidence)
-    out["rm_auc"] = auc_estimate(score[control], overturn[control], confidence=confidence, method="hanley-mcneil")
-    if served_reversed is not None:
-        out["reversed_precision"] = proportion_estimate(int(overturn[from_reversed].sum()), int(from_reversed.sum()),
-                                                        confidence=confidence, method=method)
+    out["mistake_auc"] = auc_estimate(score[control], overturn[control], confidence=confidence, method="hanley-mcneil")
 
     # Right AI labels among the pairs still unlabeled: each draw's frame total, less those labelled since it.
     agree_since = float(agree_rounds.shape[0]) - agree_before
@@ -678,13 +595,11 @@ __all__ = [
     "NOT_DRAWN",
     "PROPORTION_METHODS",
     "QUEUE_DRAW",
-    "answer_counts",
     "auc",
     "auc_estimate",
     "chance_warning",
     "clopper_pearson_interval",
     "combine_totals",
-    "control_share_warning",
     "control_total_estimate",
     "effective_size",
     "estimate_warnings",
@@ -693,8 +608,6 @@ __all__ = [
     "newcombe_difference",
     "proportion_estimate",
     "proportion_interval",
-    "reversed_ranking_warning",
-    "share_warnings",
     "two_sided_z",
     "wilson_interval",
 ]

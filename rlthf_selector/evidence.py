@@ -16,9 +16,10 @@ column in ``pairs.extra``   component                                           
 ``ai_disagreement``         2 x the share of judges voting against the majority (0.5 -> 1)         ``disagreement``
 ==========================  =====================================================================  ===========
 
-Missing values (NaN, or a pair without an AI label) contribute nothing for that pair; a pair with no
-component at all gets the mean doubt of the pairs that have some, so it is neither favoured nor buried when
-the doubt is fused with the reward gap (:func:`rlthf_selector.selection.priority_key` fuses on ranks).
+Each component is a signal of its own in the mistake model (:mod:`rlthf_selector.mistakes`), which learns from the
+human answers how much each one marks the AI's mistakes. :func:`judge_doubt` averages them into one number (the
+``evidence-only`` rival of ``rlthf simulate``): missing values (NaN, or a pair without an AI label) contribute
+nothing for that pair, and a pair with no component at all gets the mean doubt of the pairs that have some.
 
 Measured on PandaLM (docs/signal-measurements.md): where GPT-3.5 and PandaLM-7B disagree, GPT-3.5 is wrong
 37% of the time; where they agree, 12%.
@@ -172,6 +173,11 @@ def judge_doubt(pairs: PreferencePairs, *, weights: Mapping[str, float] | None =
     return np.clip(doubt, 0.0, 1.0)
 
 
+def without_evidence(pairs: PreferencePairs) -> PreferencePairs:
+    """The same pairs with every :data:`EVIDENCE_FIELDS` column dropped from ``pairs.extra``."""
+    return pairs.replace(extra={k: v for k, v in pairs.extra.items() if k not in EVIDENCE_FIELDS})
+
+
 def evidence_record(pairs: PreferencePairs, i: int) -> dict[str, Any]:
     """The judge-evidence fields of pair ``i`` as JSON values, for a record or a Label Studio task's data.
 
@@ -240,4 +246,4 @@ def evidence_from_records(records: Sequence[Mapping[str, Any]]) -> tuple[dict[st
     return extra, sorted(problems, key=lambda p: p[0])
 
 
-__all__ = ["COMPONENTS", "EVIDENCE_FIELDS", "doubt_components", "evidence_from_records", "evidence_record", "judge_doubt"]
+__all__ = ["COMPONENTS", "EVIDENCE_FIELDS", "doubt_components", "evidence_from_records", "evidence_record", "judge_doubt", "without_evidence"]

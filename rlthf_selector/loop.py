@@ -9,20 +9,21 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
 from rlthf_selector.curve import CurveAnalysis, analyze_curve
-from rlthf_selector.evidence import judge_doubt
+from rlthf_selector.mistakes import MistakeEstimate, Signal, SignalContext, compute_signals, estimate_mistakes
 from rlthf_selector.pairs import LabelSource, PreferencePairs
 from rlthf_selector.selection import (
     Region,
-    batch_shares,
-    interleave_reversed,
+    Selection,
+    assign_regions,
     mix_control_draws,
+    paper_selection,
     resolve_labels,
     select_pairs,
 )
@@ -63,6 +64,10 @@ class StepResult:
     labels : int8, resolved label (human > flipped > AI > RM).
     label_source : int8 :class:`~rlthf_selector.pairs.LabelSource`
     train_weight : float64, each pair's weight in this step's training (0 = not trained on).
+    signals : list of :class:`~rlthf_selector.mistakes.Signal` the mistake model reads (empty for ``paper``).
+    mistakes : :class:`~rlthf_selector.mistakes.MistakeEstimate`, P(AI label wrong) per pair and the fitted model;
+        None for ``paper``.
+    gain : float64, the chance a human answer changes the pair's label (the queue's order).
     """
 
     iteration: int
@@ -78,7 +83,16 @@ class StepResult:
     labels: np.ndarray
     label_source: np.ndarray
     train_weight: np.ndarray
+    signals: list[Signal] = field(default_factory=list)
+    mistakes: MistakeEstimate | None = None
+    gain: np.ndarray | None = None
     seconds: float = 0.0
+
+    def replan(self, pairs: PreferencePairs, *, budget: int, selection_config: SelectionConfig | None = None) -> None:
+        """Refit the mistake model on the human answers now in ``pairs`` and redo the queue, the flips and the labels
+        (the reward model, its gaps, the curve and the regions stay this step's)."""
+        apply_selection(self, plan(pairs, self.oriented_gap, self.region, signals=self.signals, budget=budget,
+                                   selection_config=selection_config), pairs)
 
     def summary(self) -> dict[str, Any]:
         """Counts by region and source, the curve's points and warnings (JSON-able)."""
@@ -182,19 +196,45 @@ def select_step(
     current = np.where(pairs.human_label != 0, pairs.human_label, pairs.ai_label)
     current = np.where(current != 0, current, rm_label)
     oriented_gap = reward_gap * current
+    paper = selection_config.method == "paper"
+    if paper:
+        curve_config = replace(curve_config or CurveConfig(), reflection="gap")  # the paper's geometric flips
     curve = analyze_curve(oriented_gap, config=curve_config)
-    selection = select_pairs(
-        oriented_gap, curve, human_label=pairs.human_label, budget=budget, back_off=beta,
-        config=selection_config, judge_doubt=judge_doubt(pairs),
-    )
-    labels, label_source = resolve_labels(
-        pairs.ai_label, pairs.human_label, flip_mask=selection.flip_mask, rm_label=rm_label
-    )
-    return StepResult(
+    region = assign_regions(curve, back_off=beta)
+    signals: list[Signal] = []
+    if not paper:
+        signals = compute_signals(SignalContext(pairs, reward_gap * pairs.ai_label, region))
+    step = StepResult(
         iteration=iteration, alpha=alpha, beta=beta, reward_gap=reward_gap, oriented_gap=oriented_gap,
-        curve=curve, region=selection.region, human_queue=selection.human_queue,
-        priority=selection.priority, flip_mask=selection.flip_mask, labels=labels,
-        label_source=label_source, train_weight=train_weight, seconds=time.perf_counter() - started,
+        curve=curve, region=region, human_queue=np.zeros(0, np.int64), priority=np.full(len(pairs), np.inf),
+        flip_mask=np.zeros(len(pairs), bool), labels=np.zeros(len(pairs), np.int8),
+        label_source=np.zeros(len(pairs), np.int8), train_weight=train_weight, signals=signals,
+    )
+    apply_selection(step, plan(pairs, oriented_gap, region, signals=signals, budget=budget,
+                               selection_config=selection_config), pairs)
+    step.seconds = time.perf_counter() - started
+    return step
+
+
+def plan(pairs: PreferencePairs, oriented_gap: np.ndarray, region: np.ndarray, *, signals: list[Signal], budget: int,
+         selection_config: SelectionConfig | None = None) -> tuple[Selection, MistakeEstimate | None]:
+    """Who is asked and what is flipped, by the configured method, from the human answers in ``pairs`` now."""
+    selection_config = selection_config or SelectionConfig()
+    if selection_config.method == "paper":
+        return paper_selection(oriented_gap, region, human_label=pairs.human_label, budget=budget), None
+    mistakes = estimate_mistakes(signals, pairs, config=selection_config)
+    return select_pairs(mistakes.prob, mistakes.lower, region=region, human_label=pairs.human_label,
+                        budget=budget), mistakes
+
+
+def apply_selection(step: StepResult, planned: tuple[Selection, MistakeEstimate | None], pairs: PreferencePairs) -> None:
+    """Write a :func:`plan` into ``step`` and resolve its labels (human > flipped > AI > RM)."""
+    selection, mistakes = planned
+    step.human_queue, step.priority, step.flip_mask = selection.human_queue, selection.priority, selection.flip_mask
+    step.gain, step.mistakes = selection.gain, mistakes
+    step.labels, step.label_source = resolve_labels(
+        pairs.ai_label, pairs.human_label, flip_mask=selection.flip_mask,
+        rm_label=np.where(step.reward_gap >= 0, 1, -1).astype(np.int8),
     )
 
 
@@ -230,10 +270,8 @@ class IterationRecord:
     seconds: float
     curve_warnings: list[str] = field(default_factory=list)
     control_asked: int = 0
-    control_share: float = 0.0
-    reversed_asked: int = 0
-    reversed_share: float = 0.0
     estimates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mistake_model: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -244,12 +282,10 @@ class DrawLog:
 
     Arrays have shape (n,) over the pool. A pair keeps its first draw. Rounds are the loop's human batches, one or
     more per iteration (:func:`part_sizes`); human labels given before the loop are from round -1 and count in no
-    draw group. ``served_reversed`` marks the queue draws the
-    reward model's reversed ranking served (:func:`~rlthf_selector.selection.interleave_reversed`); with
-    ``tracks_reversed`` their answers make the estimate ``reversed_precision``, apart from the queue's.
+    draw group. ``mistake_score`` is the mistake model's P(AI label wrong) when the pair was drawn.
     """
 
-    def __init__(self, pairs: PreferencePairs, *, tracks_reversed: bool = False) -> None:
+    def __init__(self, pairs: PreferencePairs) -> None:
         from rlthf_selector.estimates import NOT_DRAWN
 
         n = len(pairs)
@@ -259,11 +295,9 @@ class DrawLog:
         self.label_round = np.full(n, -1, dtype=np.int64)
         self.frame = np.zeros(n, dtype=np.int64)
         self.mistake_score = np.zeros(n, dtype=np.float64)
-        self.served_reversed = np.zeros(n, dtype=bool)
-        self.tracks_reversed = tracks_reversed
 
     def record(self, positions: np.ndarray, is_control: np.ndarray, *, round_: int, frame: int,
-               mistake_score: np.ndarray, from_reversed: np.ndarray | None = None) -> None:
+               mistake_score: np.ndarray) -> None:
         """Record the draws of one batch (pool positions, before the answers)."""
         from rlthf_selector.estimates import CONTROL_DRAW, NOT_DRAWN, QUEUE_DRAW
 
@@ -273,17 +307,6 @@ class DrawLog:
         self.draw_round[at] = round_
         self.frame[at] = frame
         self.mistake_score[at] = mistake_score[first]
-        if from_reversed is not None:
-            self.served_reversed[at] = np.asarray(from_reversed, dtype=bool)[first]
-
-    def answer_counts(self, human_label: np.ndarray, *, positions: np.ndarray) -> dict[str, tuple[int, int]]:
-        """:func:`~rlthf_selector.estimates.answer_counts` over ``positions``: the loop's answered draws by source."""
-        from rlthf_selector.estimates import NOT_DRAWN, answer_counts
-
-        idx = np.asarray(positions)
-        in_loop = np.where(self.label_round[idx] >= 0, self.drawn_by[idx], NOT_DRAWN)
-        return answer_counts(ai_label=self.ai_label[idx], human_label=human_label[idx], drawn_by=in_loop,
-                             served_reversed=self.served_reversed[idx])
 
     def estimates(self, human_label: np.ndarray, *, positions: np.ndarray | None = None, n_flipped: int = 0,
                   confidence: float = 0.9) -> dict[str, Any]:
@@ -299,7 +322,6 @@ class DrawLog:
             ai_label=self.ai_label[idx], human_label=human_label[idx], drawn_by=self.drawn_by[idx],
             draw_round=self.draw_round[idx], label_round=self.label_round[idx], frame=self.frame[idx],
             mistake_score=self.mistake_score[idx], n_flipped=n_flipped, confidence=confidence,
-            served_reversed=self.served_reversed[idx] if self.tracks_reversed else None,
         )
 
 
@@ -334,6 +356,7 @@ def _record(step: StepResult, pairs: PreferencePairs, *, asked: int, answered: i
         elbow_index=step.curve.elbow_index, knee_index=step.curve.knee_index,
         reflection_index=step.curve.reflection_index, seconds=round(step.seconds, 3),
         curve_warnings=list(step.curve.warnings),
+        mistake_model=step.mistakes.model.to_dict() if step.mistakes is not None else {},
     )
 
 
@@ -385,14 +408,11 @@ ProgressCallback = Callable[[IterationRecord], None]
 
 class AskedPart(NamedTuple):
     """One part of an iteration's human batch (:func:`part_sizes`): shard positions asked, in order, which were
-    control draws and which the reversed ranking served, how many got an answer, and the shares it was drawn with."""
+    control draws, and how many got an answer."""
 
     queue: np.ndarray
     is_control: np.ndarray
-    from_reversed: np.ndarray
     answered: int
-    control_share: float
-    reversed_share: float
 
 
 class RLTHF:
@@ -430,28 +450,19 @@ class RLTHF:
 
     def _ask_part(self, step: StepResult, shard_pairs: PreferencePairs, shard: np.ndarray, size: int,
                   annotator: Annotator, *, human_label: np.ndarray, draws: DrawLog, round_: int,
-                  rng: np.random.Generator, reversed_ranking: bool) -> AskedPart:
-        """Ask one part of an iteration's batch: a round of its own, drawn from the pairs unlabeled now, its shares
-        from every answer before it. The queue keeps the iteration's order, less the pairs answered meanwhile.
-        Writes the answers into ``human_label`` (pool positions) and ``shard_pairs.human_label``."""
-        cfg = self.loop_config
+                  rng: np.random.Generator, control_share: float) -> AskedPart:
+        """Ask one part of an iteration's batch: a round of its own, drawn from the pairs unlabeled now, after the
+        mistake model has been refitted on every answer before it. Writes the answers into ``human_label`` (pool
+        positions) and ``shard_pairs.human_label``."""
+        if round_ > 0:
+            step.replan(shard_pairs, budget=size, selection_config=self.selection_config)
         unlabeled = shard_pairs.human_label == 0
-        shares = batch_shares(
-            draws.answer_counts(human_label, positions=shard), floor=cfg.control_share,
-            adapt=cfg.adapt_control_share, reversed_ranking=reversed_ranking,
-            # A generator of their own for the Monte Carlo draws: the loop's stream (control draws) stays as it was.
-            rng=np.random.default_rng([cfg.seed, round_, 1]),
-        )
-        remaining = step.human_queue[unlabeled[step.human_queue]]
-        targeted, from_reversed = interleave_reversed(
-            remaining, step.oriented_gap, drawable=unlabeled & (shard_pairs.ai_label != 0),
-            share=shares.reversed_of_targeted, length=size,
-        )
-        queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=shares.control, rng=rng)
-        served_reversed = np.isin(queue, targeted[from_reversed]) & ~is_control
+        targeted = step.human_queue[unlabeled[step.human_queue]][:size]
+        queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=control_share, rng=rng)
+        score = (step.mistakes.prob if step.mistakes is not None else -step.reward_gap * shard_pairs.ai_label)
         draws.record(shard[queue], is_control, round_=round_,
                      frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),
-                     mistake_score=-step.reward_gap[queue] * shard_pairs.ai_label[queue], from_reversed=served_reversed)
+                     mistake_score=np.nan_to_num(score[queue], nan=0.5))
         answers = (np.asarray(annotator.annotate(shard_pairs, queue), dtype=np.int8) if queue.size
                    else np.zeros(0, np.int8))
         if answers.shape != queue.shape:
@@ -462,7 +473,7 @@ class RLTHF:
         human_label[targets[fresh]] = answers[fresh]
         draws.label_round[targets[fresh]] = round_
         shard_pairs.human_label[queue[fresh]] = answers[fresh]
-        return AskedPart(queue, is_control, served_reversed, int(fresh.sum()), shares.control, shares.reversed)
+        return AskedPart(queue, is_control, int(fresh.sum()))
 
     def run(self, pairs: PreferencePairs, annotator: Annotator) -> LoopResult:
         """Iterate on a shard, ask ``annotator`` within the budget, then label the whole pool."""
@@ -477,8 +488,9 @@ class RLTHF:
         total_budget = min(cfg.budget_count(n), shard.shape[0])
         spent = 0
         records: list[IterationRecord] = []
-        reversed_ranking = cfg.reversed_ranking and cfg.control_share > 0  # the control is its baseline
-        draws = DrawLog(pairs, tracks_reversed=reversed_ranking)
+        # The paper's procedure asks its band alone: no control draws.
+        control_share = 0.0 if self.selection_config.method == "paper" else cfg.control_share
+        draws = DrawLog(pairs)
         previous_region = None
         round_ = 0  # the human batches so far: one or more per iteration (LoopConfig.answers_per_check)
         for t in range(cfg.iterations):
@@ -488,20 +500,14 @@ class RLTHF:
             parts = []
             for size in part_sizes(step.human_queue.shape[0], cfg.answers_per_check):
                 parts.append(self._ask_part(step, shard_pairs, shard, size, annotator, human_label=human_label,
-                                            draws=draws, round_=round_, rng=rng,
-                                            reversed_ranking=reversed_ranking))
+                                            draws=draws, round_=round_, rng=rng, control_share=control_share))
                 spent += int(parts[-1].queue.shape[0])
                 round_ += 1
-            step.labels, step.label_source = resolve_labels(
-                shard_pairs.ai_label, shard_pairs.human_label, flip_mask=step.flip_mask,
-                rm_label=np.where(step.reward_gap >= 0, 1, -1).astype(np.int8),
-            )
+            # The iteration's labels from every answer it got (the flips too: the model refits on the last part).
+            step.replan(shard_pairs, budget=0, selection_config=self.selection_config)
             record = _record(step, shard_pairs, asked=sum(int(p.queue.shape[0]) for p in parts),
                              answered=sum(p.answered for p in parts))
             record.control_asked = sum(int(p.is_control.sum()) for p in parts)
-            record.reversed_asked = sum(int(p.from_reversed.sum()) for p in parts)
-            if parts:  # the shares the iteration's last part was drawn with
-                record.control_share, record.reversed_share = parts[-1].control_share, parts[-1].reversed_share
             record.estimates = {k: e.to_dict() for k, e in draws.estimates(human_label, positions=shard).items()}
             records.append(record)
             if self.on_iteration:
@@ -522,12 +528,9 @@ class RLTHF:
         records.append(record)
         if self.on_iteration:
             self.on_iteration(record)
-        from rlthf_selector.estimates import estimate_warnings, share_warnings
+        from rlthf_selector.estimates import estimate_warnings
 
         warnings = estimate_warnings(estimates) if estimates else []
-        asked = [r for r in records[:-1] if r.human_asked]
-        if asked:  # the shares the last human batch was drawn with
-            warnings += share_warnings(asked[-1].control_share, asked[-1].reversed_share, floor=cfg.control_share)
         return LoopResult(
             pairs=full, labels=final.labels, label_source=final.label_source, final_step=final,
             records=records, shard=shard, reward_model=self.reward_model, estimates=estimates,

@@ -81,7 +81,7 @@ def _pct(value: float | None) -> str:
 def iteration_table(records: Sequence[IterationRecord], *, ai_accuracy: float | None = None) -> str:
     """A markdown table with one row per iteration (the last row is the final labeling)."""
     lines = [
-        "| iteration | α | β | humans asked (control, reversed) | humans total | flips (right) | trusted | held | human band | "
+        "| iteration | α | β | humans asked (control) | humans total | flips (right) | trusted | held | human band | "
         "flip region | AI accuracy, live | queue − control, live | pool accuracy | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -91,7 +91,7 @@ def iteration_table(records: Sequence[IterationRecord], *, ai_accuracy: float | 
     for i, r in enumerate(records):
         name = "final" if i == last else str(r.iteration + 1)
         flips = f"{r.flips}" + (f" ({r.flips_correct})" if r.flips_correct is not None else "")
-        asked = f"{r.human_asked} ({r.control_asked}, {r.reversed_asked})" if r.human_asked else "0"
+        asked = f"{r.human_asked} ({r.control_asked})" if r.human_asked else "0"
         live_ai = _interval_pct(r.estimates.get("ai_accuracy"))
         live_gain = _interval_signed(r.estimates.get("queue_minus_control"))
         lines.append(
@@ -148,31 +148,30 @@ def write_report(
     lines += ["", "## Live estimates", ""]
     if result.estimates:
         lines += ["From the human answers to the control draws (pairs drawn uniformly at random, "
-                  "`LoopConfig.control_share` of each batch, more where the answers before it show the queue finding "
-                  "mistakes no more often than random draws: `LoopConfig.adapt_control_share`) beside those to the "
-                  "queue; the AI's accuracy, the queue's precision and the reward model's ranking are measured, not "
-                  "assumed.", "",
+                  "`LoopConfig.control_share` of each batch) beside those to the queue; the AI's accuracy, the queue's "
+                  "precision and the mistake model's ranking are measured, not assumed.", "",
                   live_estimates_markdown(result.estimates, warnings=result.warnings)]
     else:
         lines += ["No control draws were answered (`LoopConfig.control_share` is 0 or no human was asked), so "
-                  "nothing checks whether the reward model's queue finds the AI's mistakes better than chance."]
+                  "nothing checks whether the queue finds the AI's mistakes better than chance."]
+    mistakes = result.final_step.mistakes
+    if mistakes is not None:
+        lines += ["", "## What the mistake model learned", "", mistakes.model.explain(), "",
+                  mistake_weights_markdown(mistakes.model.weights())]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
 # ----------------------------------------------------------------------------------------------
-# Live estimates of self-checking selection (rlthf_selector.adaptive)
+# Live estimates (rlthf_selector.estimates) and the mistake model (rlthf_selector.mistakes)
 # ----------------------------------------------------------------------------------------------
 _ESTIMATE_NAMES = {
     "ai_accuracy": "AI accuracy",
     "control_overturn": "humans overturn the AI: control",
     "queue_precision": "humans overturn the AI: targeted queue",
     "queue_minus_control": "queue minus control",
-    "reversed_precision": "humans overturn the AI: reversed ranking",
-    "rm_auc": "RM mistake-ranking AUC (control draws)",
-    "rm_auc_weighted": "RM mistake-ranking AUC (all answers, weighted)",
-    "flip_precision": "flip precision (flipped rings)",
+    "mistake_auc": "mistake model's ranking AUC (control draws)",
     "pool_accuracy": "exported pool accuracy",
 }
 
@@ -191,9 +190,9 @@ def live_estimates_markdown(estimates: dict, *, warnings: Sequence[str] = (), tr
     Parameters
     ----------
     estimates : dict of str to Estimate or dict
-        From :meth:`rlthf_selector.adaptive.AdaptiveSelector.estimates` (``Estimate`` objects or their dicts).
+        From :func:`rlthf_selector.estimates.live_estimates` (``Estimate`` objects or their dicts).
     warnings : list of str
-        E.g. :attr:`rlthf_selector.adaptive.AdaptiveResult.warnings`.
+        E.g. :attr:`rlthf_selector.loop.LoopResult.warnings`.
     truth : dict of str to float, optional
         True values (simulations), shown beside the estimates.
     """
@@ -215,17 +214,29 @@ def live_estimates_markdown(estimates: dict, *, warnings: Sequence[str] = (), tr
     return "\n".join(lines)
 
 
+def mistake_weights_markdown(weights: Sequence[dict]) -> str:
+    """The mistake model's weights (:meth:`rlthf_selector.mistakes.MistakeModel.weights`) as a markdown table."""
+    lines = ["| signal | weight (log-odds per s.d.) [90% interval] | prior |", "| --- | --- | --- |"]
+    for w in weights:
+        lines.append(f"| {w['description']} | {w['weight']:+.2f} [{w['lower']:+.2f}, {w['upper']:+.2f}] | "
+                     f"{w['prior']:+.2f} |")
+    return "\n".join(lines)
+
+
 def estimates_markdown(records: Sequence[dict]) -> str:
     """The ``estimates`` records of ``rlthf simulate`` (one per strategy, budget and seed): each live estimate beside
     the truth, how often the truth fell inside the interval, the flips' precision, and the warnings in plain words."""
     if not records:
         return ""
     conf = next((e["confidence"] for r in records for e in r["estimates"].values() if e.get("confidence")), 0.9)
-    key = ("ai_accuracy", "queue_precision", "control_overturn", "rm_auc", "pool_accuracy", "flip_precision")
+    records = [r for r in records if r.get("estimates")]
+    if not records:
+        return ""
+    key = ("ai_accuracy", "queue_precision", "control_overturn", "mistake_auc", "pool_accuracy")
     lines = [f"Live estimates [{100 * conf:.0f}% interval] beside the truth (from gold), for the strategies whose batches "
              f"carry control draws:", "",
-             "| strategy | budget | seed | AI accuracy (truth) | queue / control overturn | RM AUC (truth) | "
-             "pool accuracy (truth) | flips: rings, precision (truth) |",
+             "| strategy | budget | seed | AI accuracy (truth) | queue / control overturn | mistake AUC | "
+             "pool accuracy (truth) | mistake model AUC on unlabelled pairs (best single signal) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     strategies = list(dict.fromkeys(r["strategy"] for r in records))
     covered: dict[str, dict[str, list[bool]]] = {s: {k: [] for k in key} for s in strategies}
@@ -243,11 +254,12 @@ def estimates_markdown(records: Sequence[dict]) -> str:
 
         q, c = e.get("queue_precision", {}), e.get("control_overturn", {})
         qc = f"{_fmt(q.get('value'))} / {_fmt(c.get('value'))}"
-        flip = r.get("flip", {})
-        rings = ", ".join(f"{s['arm']} {100 * s['ring'][0]:g}-{100 * s['ring'][1]:g}%" for s in flip.get("sets", []))
-        flips = "none" if not flip.get("flips") else f"{flip['flips']} in {rings}: {with_truth('flip_precision')}"
+        mm = r.get("mistake_model")
+        learned = "—"
+        if mm and mm.get("auc") is not None and mm.get("best_signal"):
+            learned = f"{mm['auc']:.3f} ({mm['best_signal']} {mm['signal_auc'][mm['best_signal']]:.3f})"
         lines.append(f"| {r['strategy']} | {100 * r['budget']:.0f}% | {r['seed']} | {with_truth('ai_accuracy')} | {qc} | "
-                     f"{with_truth('rm_auc')} | {with_truth('pool_accuracy')} | {flips} |")
+                     f"{with_truth('mistake_auc')} | {with_truth('pool_accuracy')} | {learned} |")
     for strategy in strategies:
         lines += ["", f"Truth inside the interval, `{strategy}`: " + "; ".join(
             f"{_ESTIMATE_NAMES[k]} {sum(v)}/{len(v)}" for k, v in covered[strategy].items() if v) + "."]

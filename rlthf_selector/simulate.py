@@ -21,7 +21,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rlthf_selector.config import (
-    AdaptiveConfig,
     BradleyTerryConfig,
     CurveConfig,
     FeaturizerConfig,
@@ -32,7 +31,8 @@ from rlthf_selector.config import (
 )
 from rlthf_selector.pairs import PreferencePairs
 
-STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "rlthf-adaptive", "random", "margin", "cleanlab", "self-improve", "all-human")
+STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "rlthf-paper", "random", "margin", "cleanlab", "evidence-only",
+              "length", "self-improve", "all-human")
 DEFAULT_BUDGETS = (0.02, 0.04, 0.06, 0.08, 0.10)
 #: Strategies that spend no human labels: run once per seed, reported at every budget.
 BUDGET_FREE = ("ai-only", "self-improve", "all-human")
@@ -159,8 +159,7 @@ class Simulation:
 
     def __init__(self, data: SimulationData, *, featurizer_config: FeaturizerConfig, rm_config: BradleyTerryConfig,
                  loop_config: LoopConfig, curve_config: CurveConfig, selection_config: SelectionConfig,
-                 heldout_fraction: float = 0.2, cleanlab_folds: int = 5,
-                 adaptive_config: AdaptiveConfig | None = None) -> None:
+                 heldout_fraction: float = 0.2, cleanlab_folds: int = 5) -> None:
         from rlthf_selector.features import make_featurizer
         from rlthf_selector.reward_model import FeatureRewardModel
 
@@ -172,7 +171,6 @@ class Simulation:
         self.selection_config = selection_config
         self.heldout_fraction = heldout_fraction
         self.cleanlab_folds = cleanlab_folds
-        self.adaptive_config = adaptive_config or AdaptiveConfig()
         self._shared_model = FeatureRewardModel(self.featurizer, rm_config)
 
     def reward_model(self, seed: int):
@@ -220,29 +218,36 @@ class Simulation:
             rest = np.setdiff1d(np.argsort(self_confidence, kind="stable"), issues, assume_unique=True)
             rest = rest[np.argsort(self_confidence[rest], kind="stable")]
             return self._ask(pool, np.concatenate([issues, rest])[:budget].astype(np.int64))
-        if strategy == "rlthf-adaptive":
-            from rlthf_selector.adaptive import run_adaptive
+        if strategy == "evidence-only":
+            from rlthf_selector.evidence import judge_doubt
 
-            config = replace(self.adaptive_config, seed=seed)
-            result = run_adaptive(pool, self.reward_model(seed), GoldAnnotator(), budget=budget, config=config,
-                                  base_gap=oof_gap())
-            flips = result.label_source == LabelSource.FLIPPED
-            return StrategyOutcome(result.labels, result.human_labels, int(flips.sum()),
-                                   int((result.labels[flips] == pool.gold_label[flips]).sum()), asked=result.asked,
-                                   estimates={"estimates": adaptive_estimates_with_truth(result, pool),
-                                              "flip": result.flip.to_dict(), "warnings": result.warnings})
-        if strategy in ("rlthf", "rlthf-one-shot", "self-improve"):
+            doubt = judge_doubt(pool)
+            if doubt is None:
+                raise ValueError("evidence-only needs judge evidence in the pairs (e.g. a second judge's labels)")
+            # Most doubted first; ties (coarse evidence) in random order so the pool's order decides nothing.
+            tiebreak = np.random.default_rng(seed).random(n)
+            return self._ask(pool, np.lexsort((tiebreak, -doubt))[:budget].astype(np.int64))
+        if strategy == "length":
+            # The AI chose the shorter response, the most lopsided first (docs: signal measurements).
+            return self._ask(pool, np.argsort(_chose_shorter_score(pool), kind="stable")[:budget].astype(np.int64))
+        if strategy in ("rlthf", "rlthf-one-shot", "rlthf-paper", "self-improve"):
             loop_config = replace(
                 self.loop_config, seed=seed, human_budget=float(budget) if budget else 0.0,
                 iterations=1 if strategy == "rlthf-one-shot" else self.loop_config.iterations,
             )
+            selection_config = self.selection_config
+            if strategy == "rlthf-paper":
+                selection_config = replace(selection_config, method="paper")
             loop = RLTHF(self.reward_model(seed), loop_config=loop_config, curve_config=self.curve_config,
-                         selection_config=self.selection_config)
+                         selection_config=selection_config)
             result = loop.run(pool, GoldAnnotator())
             flips = result.label_source == LabelSource.FLIPPED
             estimates = None
             if result.estimates:
                 estimates = {"estimates": loop_estimates_with_truth(result, pool), "warnings": result.warnings}
+            if result.final_step.mistakes is not None:
+                estimates = {"estimates": {}, "warnings": [], **(estimates or {}),
+                             "mistake_model": mistake_model_report(result, pool)}
             return StrategyOutcome(result.labels, result.human_labels, int(flips.sum()),
                                    int((result.labels[flips] == pool.gold_label[flips]).sum()),
                                    asked=np.flatnonzero(result.pairs.human_label != 0), estimates=estimates)
@@ -286,10 +291,13 @@ class Simulation:
             length_auc = mistake_ranking_auc(_chose_shorter_score(pool), wrong)
             signal.append({"seed": seed, "pool": len(pool), "heldout": len(heldout),
                            "ai_error": float(wrong.mean()), "rm_mistake_auc": auc, "length_only_auc": length_auc,
-                           **_evidence_aucs(pool, oriented, wrong, self.selection_config.evidence_weight)})
+                           **_evidence_auc(pool, wrong)})
             log(f"seed {seed}: pool {len(pool)}, held-out {len(heldout)}, AI error {wrong.mean():.3f}, "
                 f"RM mistake-ranking AUC {auc:.3f} (length only {length_auc:.3f})")
             for strategy in strategies:
+                if strategy == "evidence-only" and "judge_doubt_auc" in signal[-1] and signal[-1]["judge_doubt_auc"] is None:
+                    log("  evidence-only   skipped: the pairs carry no judge evidence")
+                    continue
                 strategy_budgets = [0.0] if strategy in BUDGET_FREE else list(budgets)
                 for fraction in strategy_budgets:
                     budget = int(round(fraction * len(pool)))
@@ -328,17 +336,13 @@ class Simulation:
         }
 
 
-def _evidence_aucs(pool: PreferencePairs, oriented: np.ndarray, wrong: np.ndarray, weight: float) -> dict[str, Any]:
-    """Mistake-ranking AUC of the judge's own doubt alone and fused with the RM gap as the queue fuses them
-    (None without evidence), so a gain can be traced to the RM or to the judge evidence."""
+def _evidence_auc(pool: PreferencePairs, wrong: np.ndarray) -> dict[str, Any]:
+    """Mistake-ranking AUC of the judge's own doubt alone (None without evidence), so a gain can be traced to the RM
+    or to the judge evidence."""
     from rlthf_selector.evidence import judge_doubt
-    from rlthf_selector.selection import priority_key
 
     doubt = judge_doubt(pool)
-    if doubt is None:
-        return {"judge_doubt_auc": None, "fused_mistake_auc": None}
-    fused = priority_key(oriented, strategy="lowest-gap", judge_doubt=doubt, evidence_weight=weight)
-    return {"judge_doubt_auc": mistake_ranking_auc(-doubt, wrong), "fused_mistake_auc": mistake_ranking_auc(fused, wrong)}
+    return {"judge_doubt_auc": None if doubt is None else mistake_ranking_auc(-doubt, wrong)}
 
 
 def _chose_shorter_score(pool: PreferencePairs) -> np.ndarray:
@@ -351,7 +355,7 @@ def _chose_shorter_score(pool: PreferencePairs) -> np.ndarray:
 def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, Any]:
     """The RLTHF loop's live estimates beside their true values from gold, over the shard it iterated on.
 
-    The reward model's ranking changes every iteration, so its AUC has no single true value here (None). See
+    The mistake model's ranking changes with every answer, so its AUC has no single true value here (None). See
     :func:`beside_truth`.
     """
     from rlthf_selector.estimates import QUEUE_DRAW
@@ -361,15 +365,12 @@ def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, A
     ai = pool.ai_label[shard]
     has_ai = ai != 0
     wrong = (ai != gold) & has_ai
-    targeted = (result.draws.drawn_by[shard] == QUEUE_DRAW) & (result.pairs.human_label[shard] != 0) & has_ai
-    from_reversed = targeted & result.draws.served_reversed[shard]
-    queued = targeted & ~from_reversed
+    queued = (result.draws.drawn_by[shard] == QUEUE_DRAW) & (result.pairs.human_label[shard] != 0) & has_ai
     truths: dict[str, float | None] = {
         "ai_accuracy": float((~wrong[has_ai]).mean()),
         "control_overturn": float(wrong[has_ai].mean()),
         "queue_precision": float(wrong[queued].mean()) if queued.any() else None,
-        "reversed_precision": float(wrong[from_reversed].mean()) if from_reversed.any() else None,
-        "rm_auc": None,
+        "mistake_auc": None,
         "pool_accuracy": float((result.labels[shard][has_ai] == gold[has_ai]).mean()),
     }
     if truths["queue_precision"] is not None:
@@ -377,31 +378,32 @@ def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, A
     return beside_truth(result.estimates, truths)
 
 
-def adaptive_estimates_with_truth(result: Any, pairs: PreferencePairs) -> dict[str, Any]:
-    """An :class:`~rlthf_selector.adaptive.AdaptiveResult`'s live estimates beside their true values from
-    ``pairs.gold_label`` (see :func:`beside_truth`)."""
-    from rlthf_selector.adaptive import CONTROL
+def mistake_model_report(result: Any, pool: PreferencePairs) -> dict[str, Any]:
+    """What the final mistake model learned, and how well it and each single signal rank the AI's mistakes among
+    the pairs no human labelled (gold decides what a mistake is).
 
-    gold = pairs.gold_label
-    if (gold == 0).any():
-        raise ValueError("every pair needs a gold label to compare estimates with the truth")
-    wrong = pairs.ai_label != gold
-    index, mechanism = result.draws["index"], result.draws["mechanism"]
-    queued = index[mechanism != CONTROL]
-    truths: dict[str, float | None] = {
-        "ai_accuracy": float((~wrong).mean()),
-        "control_overturn": float(wrong.mean()),
-        "queue_precision": float(wrong[queued].mean()) if queued.size else None,
-        "rm_auc": mistake_ranking_auc(-result.base_score, wrong),
-        "pool_accuracy": float((result.labels == gold).mean()),
-        "flip_precision": float(wrong[result.flip.flip_mask].mean()) if result.flip.flip_mask.any() else None,
-    }
-    truths["rm_auc_weighted"] = truths["rm_auc"]
-    if queued.size:
-        truths["queue_minus_control"] = truths["queue_precision"] - truths["control_overturn"]
-    for arm in set(mechanism.tolist()):
-        truths[f"precision:{arm}"] = float(wrong[index[mechanism == arm]].mean())
-    return beside_truth(result.estimates, truths)
+    Returns
+    -------
+    dict
+        ``model`` (:meth:`~rlthf_selector.mistakes.MistakeModel.to_dict`), ``auc`` (the model's), ``signal_auc``
+        (each signal's, missing values ranked as the signal's mean), ``best_signal``, ``unlabeled`` and
+        ``mistakes`` (the pairs scored and the AI mistakes among them).
+    """
+    final = result.final_step
+    scope = (result.pairs.human_label == 0) & (pool.ai_label != 0)
+    wrong = (pool.ai_label != pool.gold_label)[scope]
+    signal_auc = {}
+    for sig in final.signals:
+        v = sig.values[scope]
+        known = ~np.isnan(v)
+        if known.sum() < 2:
+            continue
+        v = np.where(known, v, v[known].mean())
+        signal_auc[sig.name] = mistake_ranking_auc(-v, wrong)
+    ranked = {k: v for k, v in signal_auc.items() if v is not None}
+    best = max(ranked, key=ranked.get) if ranked else None
+    return {"model": final.mistakes.model.to_dict(), "auc": mistake_ranking_auc(-final.mistakes.prob[scope], wrong),
+            "signal_auc": signal_auc, "best_signal": best, "unlabeled": int(scope.sum()), "mistakes": int(wrong.sum())}
 
 
 def beside_truth(estimates: dict[str, Any], truths: dict[str, float | None]) -> dict[str, Any]:
@@ -486,11 +488,9 @@ def markdown_table(output: dict[str, Any], summary: list[dict[str, Any]]) -> str
         lens = [s["length_only_auc"] for s in sig if s["length_only_auc"] is not None]
         lines += ["", f"RM mistake-ranking AUC (out-of-fold, AI labels only): {np.mean(aucs):.3f}; "
                       f"length-only baseline: {np.mean(lens):.3f}."]
-        fused = [s["fused_mistake_auc"] for s in sig if s.get("fused_mistake_auc") is not None]
         doubt = [s["judge_doubt_auc"] for s in sig if s.get("judge_doubt_auc") is not None]
-        if fused:
-            lines[-1] += (f" Judge evidence alone: {np.mean(doubt):.3f}; RM gap and judge evidence fused as the "
-                          f"queue fuses them: {np.mean(fused):.3f}.")
+        if doubt:
+            lines[-1] += f" Judge evidence alone: {np.mean(doubt):.3f}."
     prec: dict[tuple[str, float], list[float]] = {}
     for d in output.get("diagnostics", []):
         prec.setdefault((d["strategy"], d["budget"]), []).append(d["queue_precision"])
@@ -575,7 +575,9 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, help="output JSON path (default OUT/simulate.json)")
     p.add_argument("--out", default="simulate_out", help="folder for the markdown table and plot")
     add_selector_arguments(p)
-    add_config_arguments(p, AdaptiveConfig, prefix="adaptive_")
+    p.add_argument("--no-evidence", action="store_true",
+                   help="drop every judge-evidence field (second judge, swap consistency, confidence, ...) before any "
+                        "strategy sees it, so a data set can be run with and without the judge's own evidence")
     p.set_defaults(func=run_simulate)
 
 
@@ -587,17 +589,19 @@ def run_simulate(args: argparse.Namespace) -> int:
     from rlthf_selector.cli import selector_configs
 
     configs = selector_configs(args)
-    adaptive_config = config_from_args(AdaptiveConfig, args, prefix="adaptive_")
     if args.featurizer:
         configs["featurizer_config"] = replace(configs["featurizer_config"], kind=args.featurizer)
     seeds = _csv(args.seeds, int)
     data = load_simulation_data(args.dataset, args.path, ai_labels=args.ai_labels, seed=seeds[0] if seeds else 0)
+    if args.no_evidence:
+        from rlthf_selector.evidence import without_evidence
+
+        data = replace(data, pairs=without_evidence(data.pairs), ai_labels=f"{data.ai_labels}, judge evidence dropped")
     for note in data.notes:
         print(note)
     sim = Simulation(data, featurizer_config=configs["featurizer_config"], rm_config=configs["rm_config"],
                      loop_config=configs["loop_config"], curve_config=configs["curve_config"],
-                     selection_config=configs["selection_config"], heldout_fraction=args.heldout,
-                     adaptive_config=adaptive_config)
+                     selection_config=configs["selection_config"], heldout_fraction=args.heldout)
     output = sim.run(_csv(args.strategies, str), _csv(args.budgets, float), seeds)
     out_dir = Path(args.out)
     json_path = Path(args.json) if args.json else out_dir / "simulate.json"

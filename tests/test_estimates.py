@@ -182,34 +182,3 @@ def test_combine_totals_mover():
     assert both.lower == pytest.approx(0.05 * (14 - math.sqrt(2 ** 2 + 1)))
     assert both.upper == pytest.approx(0.05 * (14 + math.sqrt(3 ** 2 + 1)))
     assert combine_totals([(Estimate.empty(confidence=0.9, method="x"), 1.0)]).value is None
-
-
-def test_control_share_warning_speaks_only_when_the_share_left_its_floor():
-    from rlthf_selector.estimates import control_share_warning
-
-    assert control_share_warning(0.1, floor=0.1) is None
-    assert control_share_warning(0.0, floor=0.0) is None
-    # A share a point or two above the floor is exploration while answers are few, not a finding.
-    assert control_share_warning(0.12, floor=0.1) is None
-    assert "15% of the human batch" in control_share_warning(0.15, floor=0.1)
-    note = control_share_warning(0.734, floor=0.1)
-    assert "73% probability" in note and "73% of the human batch goes to random pairs" in note and "configured 10%" in note
-
-
-def test_reversed_ranking_warning_speaks_only_of_a_material_share():
-    from rlthf_selector.estimates import reversed_ranking_warning
-
-    # Seen in `rlthf demo`: a share of 0.3% printed "0% of the human batch goes to those pairs".
-    assert reversed_ranking_warning(0.0) is None
-    assert reversed_ranking_warning(0.003) is None
-    assert reversed_ranking_warning(0.049) is None
-    assert "5% of the human batch goes to those pairs" in reversed_ranking_warning(0.05)
-    assert "62% of the human batch" in reversed_ranking_warning(0.62)
-
-
-def test_share_warnings_gathers_both_notes_in_order():
-    from rlthf_selector.estimates import control_share_warning, reversed_ranking_warning, share_warnings
-
-    assert share_warnings(0.1, 0.0, floor=0.1) == []
-    assert share_warnings(0.5, 0.3, floor=0.1) == [control_share_warning(0.5, floor=0.1), reversed_ranking_warning(0.3)]
-    assert share_warnings(0.1, 0.3, floor=0.1) == [reversed_ranking_warning(0.3)]

@@ -37,7 +37,7 @@ class Pool:
 
 def test_no_answers_gives_empty_estimates():
     est = Pool(50).estimates()
-    assert set(est) == {"ai_accuracy", "control_overturn", "queue_precision", "queue_minus_control", "rm_auc",
+    assert set(est) == {"ai_accuracy", "control_overturn", "queue_precision", "queue_minus_control", "mistake_auc",
                         "pool_accuracy"}
     assert all(e.value is None for e in est.values())
     assert est["ai_accuracy"].n == 0
@@ -87,33 +87,6 @@ def test_a_queue_that_overturns_more_than_the_control_shows_a_positive_differenc
     assert est["ai_accuracy"].n == 50
 
 
-def test_answers_served_by_the_reversed_ranking_have_their_own_precision_apart_from_the_queues():
-    from rlthf_selector.estimates import answer_counts
-
-    pool = Pool(2000)
-    pool.answer(np.arange(0, 30), -1, drawn_by=QUEUE_DRAW)   # the queue: 30 of 50 overturned
-    pool.answer(np.arange(30, 50), 1, drawn_by=QUEUE_DRAW)
-    pool.answer(np.arange(50, 54), -1, drawn_by=QUEUE_DRAW)  # the reversed ranking: 4 of 20 overturned
-    pool.answer(np.arange(54, 70), 1, drawn_by=QUEUE_DRAW)
-    pool.answer(np.arange(100, 105), -1, drawn_by=CONTROL_DRAW)
-    pool.answer(np.arange(105, 150), 1, drawn_by=CONTROL_DRAW)
-    served_reversed = np.zeros(2000, dtype=bool)
-    served_reversed[50:70] = True
-    est = pool.estimates(served_reversed=served_reversed)
-    assert est["queue_precision"].value == pytest.approx(0.6) and est["queue_precision"].n == 50
-    assert est["reversed_precision"].value == pytest.approx(0.2) and est["reversed_precision"].n == 20
-    assert est["queue_minus_control"].n == 100
-    assert "reversed_precision" not in pool.estimates()  # without the mask, one queue of 70
-    assert pool.estimates()["queue_precision"].n == 70
-    counts = answer_counts(ai_label=pool.ai_label, human_label=pool.human_label, drawn_by=pool.drawn_by,
-                           served_reversed=served_reversed)
-    assert counts == {"queue": (30, 50), "reversed": (4, 20), "control": (5, 50)}
-    with pytest.raises(ValueError, match=r"served_reversed must have shape \(2000,\)"):
-        pool.estimates(served_reversed=served_reversed[:5])
-    with pytest.raises(ValueError, match="served_reversed must hold booleans"):
-        pool.estimates(served_reversed=np.full(2000, 2))
-
-
 def test_rm_auc_from_the_mistake_score_at_draw_time_on_control_answers_only():
     pool = Pool(500)
     # 20 control mistakes with high scores, 30 right ones with low scores: a perfect ranking.
@@ -121,7 +94,7 @@ def test_rm_auc_from_the_mistake_score_at_draw_time_on_control_answers_only():
     pool.answer(np.arange(20, 50), 1, drawn_by=CONTROL_DRAW, score=-1.0)
     # Queue answers with the opposite ranking must not count.
     pool.answer(np.arange(50, 80), -1, drawn_by=QUEUE_DRAW, score=-5.0)
-    auc = pool.estimates()["rm_auc"]
+    auc = pool.estimates()["mistake_auc"]
     assert auc.value == pytest.approx(1.0) and auc.lower > 0.5 and auc.n == 50 and auc.method == "hanley-mcneil"
 
 

@@ -182,7 +182,7 @@ def test_export_refuses_unlabelled_pairs(pairs):
 
 
 def test_control_draws_give_live_estimates_in_the_result_and_the_report(tmp_path, pairs):
-    config = LoopConfig(iterations=3, human_budget=60, out_of_fold=3, control_share=0.2, adapt_control_share=False)
+    config = LoopConfig(iterations=3, human_budget=60, out_of_fold=3, control_share=0.2)
     annotator = RecordingAnnotator()
     result = RLTHF(model(), loop_config=config).run(pairs, annotator)
     controls = [r.control_asked for r in result.records[:-1]]
@@ -207,37 +207,6 @@ def test_without_control_draws_the_report_says_nothing_is_checked(tmp_path, pair
     assert "No control draws were answered" in write_report(result, tmp_path).read_text()
 
 
-def polite_averse_judge_pairs():
-    """600 generated pairs labelled by a judge that always prefers the response without the word "polite": a
-    systematic mistake the reward model learns from its labels, so the queue (the lowest gaps) misses it and random
-    draws find it more often."""
-    noisy = make_synthetic_pairs(600, seed=3)
-    polite = np.array([["polite" in t.split() for t in side] for side in (noisy.response_a, noisy.response_b)])
-    biased = np.where(polite[0], -1, 1).astype(np.int8)
-    return noisy.replace(ai_label=np.where(polite[0] != polite[1], biased, noisy.gold_label).astype(np.int8))
-
-
-def test_the_control_share_of_each_batch_follows_the_answers_before_it():
-    from rlthf_selector.estimates import NOT_DRAWN, answer_counts
-    from rlthf_selector.selection import adaptive_control_share
-
-    noisy = polite_averse_judge_pairs()
-    # One batch per iteration, so rounds are iterations (the parts are the next test's).
-    config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1, reversed_ranking=False,
-                        answers_per_check=0)
-    result = RLTHF(model(), loop_config=config).run(noisy, GoldAnnotator())
-    shares = [r.control_share for r in result.records[:-1]]
-    assert shares[0] == 0.1  # nothing answered yet: the queue is trusted first
-    draws, human = result.draws, result.pairs.human_label
-    for t in (1, 2):
-        before = np.where((draws.label_round >= 0) & (draws.label_round < t), draws.drawn_by, NOT_DRAWN)
-        counts = answer_counts(ai_label=noisy.ai_label, human_label=human, drawn_by=before)
-        assert shares[t] == pytest.approx(adaptive_control_share(*counts["queue"], *counts["control"], floor=0.1))
-    assert min(shares[1:]) > 0.5  # most of each later batch is random draws
-    assert f"so {100 * shares[-1]:.0f}% of the human batch goes to random pairs" in " ".join(result.warnings)
-    assert result.estimates["queue_precision"].value < result.estimates["control_overturn"].value
-
-
 def test_part_sizes_split_a_batch_into_parts_of_at_least_the_check_size():
     from rlthf_selector.loop import part_sizes
 
@@ -249,68 +218,35 @@ def test_part_sizes_split_a_batch_into_parts_of_at_least_the_check_size():
         part_sizes(10, -1)
 
 
-def test_each_part_of_a_batch_is_a_round_whose_shares_follow_every_answer_before_it():
-    from rlthf_selector.estimates import NOT_DRAWN, answer_counts
-    from rlthf_selector.selection import adaptive_control_share
-
-    noisy = polite_averse_judge_pairs()
-    config = LoopConfig(iterations=2, human_budget=60, out_of_fold=3, control_share=0.2, reversed_ranking=False,
-                        answers_per_check=10)
+def test_each_part_of_a_batch_is_a_round_asked_after_the_mistake_model_refits_on_every_answer_before_it(pairs):
+    config = LoopConfig(iterations=2, human_budget=60, out_of_fold=3, control_share=0.2, answers_per_check=10)
     recorder = RecordingAnnotator()
-    result = RLTHF(model(), loop_config=config).run(noisy, recorder)
+    result = RLTHF(model(), loop_config=config).run(pairs, recorder)
     draws, human = result.draws, result.pairs.human_label
     # Two iterations of 30 pairs, each asked in three parts of 10: six rounds, in order.
     assert [len(a) for a in recorder.asked] == [10] * 6
     assert sorted(set(draws.label_round[human != 0].tolist())) == list(range(6))
     assert [r.human_asked for r in result.records[:-1]] == [30, 30]
-    # Each round's control draws took the share computed from the answers of the rounds before it.
-    for round_ in range(1, 6):
-        before = np.where((draws.label_round >= 0) & (draws.label_round < round_), draws.drawn_by, NOT_DRAWN)
-        counts = answer_counts(ai_label=noisy.ai_label, human_label=human, drawn_by=before)
-        share = adaptive_control_share(*counts["queue"], *counts["control"], floor=0.2)
-        asked = draws.label_round == round_
-        controls = int((asked & (draws.drawn_by == 2)).sum())
-        assert abs(controls - share * 10) < 1, (round_, controls, share)
-    assert result.records[1].control_share == share  # a record keeps the shares of its iteration's last part
+    # Each iteration's record holds the model refitted on every answer so far.
+    assert [r.mistake_model["answers"] for r in result.records] == [30, 60, 60]
+    # A round's scores come from the model refitted on the rounds before it: they change from round to round.
+    score_of_round = [draws.mistake_score[draws.label_round == k] for k in range(6)]
+    assert all(np.isfinite(s).all() and ((0 <= s) & (s <= 1)).all() for s in score_of_round)
 
 
-def test_batches_turn_to_the_reversed_ranking_where_the_model_copied_the_judges_bias():
-    from rlthf_selector.estimates import QUEUE_DRAW
-
-    # A judge that follows a cue unrelated to quality: on 40% of the pairs it picks the response with the word
-    # "sparkle", right half of the time; elsewhere it is right. The texts say nothing of gold, so the reward model
-    # learns only the cue, and the judge's mistakes sit among the labels it agrees with most.
-    pairs = make_synthetic_pairs(600, seed=3)
-    rng = np.random.default_rng(0)
-    gold = rng.choice([1, -1], size=600).astype(np.int8)
-    marked, side = rng.random(600) < 0.4, rng.choice([1, -1], size=600)
-    mark = lambda texts, s: np.array([t + (" sparkle" if m and x == s else "") for t, m, x in zip(texts, marked, side)],  # noqa: E731
-                                     dtype=object)
-    noisy = pairs.replace(response_a=mark(pairs.response_a, 1), response_b=mark(pairs.response_b, -1), gold_label=gold,
-                          ai_label=np.where(marked, side, gold).astype(np.int8))
-    config = LoopConfig(iterations=3, human_budget=90, out_of_fold=3, control_share=0.1)
-    result = RLTHF(model(), loop_config=config).run(noisy, GoldAnnotator())
-    batches = result.records[:-1]
-    draws, human = result.draws, result.pairs.human_label
-    # The first part of the first batch is the queue's (and the control's): nothing is answered yet. From the
-    # answers to it on, the reversed ranking takes a share of every part, most of the later batches.
-    assert not (draws.served_reversed & (draws.label_round == 0)).any()
-    assert all(((draws.label_round == k) & draws.served_reversed).any() for k in range(1, 9))
-    assert all(r.reversed_asked > 0 for r in batches) and all(r.reversed_share > 0.5 for r in batches[1:])
-    wrong = noisy.ai_label != noisy.gold_label
-    reversed_asked = draws.served_reversed & (human != 0)
-    queue_asked = (draws.drawn_by == QUEUE_DRAW) & ~draws.served_reversed & (human != 0)
-    assert reversed_asked.sum() == sum(r.reversed_asked for r in batches)
-    # The reversed ranking finds the judge's mistakes far more often than the queue, and the estimates say so.
-    assert wrong[reversed_asked].mean() > wrong[queue_asked].mean() + 0.2
-    est = result.estimates["reversed_precision"]
-    assert est.n == int(reversed_asked.sum()) and est.value == pytest.approx(wrong[reversed_asked].mean())
-    assert result.estimates["queue_precision"].n == int(queue_asked.sum())
-    assert any("the pairs the reward model agrees with most" in w for w in result.warnings)
-    # Without it, the same run asks only the queue and the control, and ends with fewer right labels.
-    plain = RLTHF(model(), loop_config=replace(config, reversed_ranking=False)).run(noisy, GoldAnnotator())
-    assert not plain.draws.served_reversed.any() and "reversed_precision" not in plain.estimates
-    assert (plain.labels == noisy.gold_label).mean() < (result.labels == noisy.gold_label).mean()
+def test_step_replan_refits_on_new_answers_and_never_queues_them(pairs):
+    step = select_step(pairs, model(), iteration=0, budget=20, loop_config=LoopConfig(out_of_fold=3))
+    assert step.mistakes.model.n_answers == 0 and step.human_queue.shape[0] == 20
+    asked = step.human_queue[:10]
+    answered = pairs.replace(human_label=pairs.human_label.copy())
+    answered.human_label[asked] = pairs.gold_label[asked]
+    step.replan(answered, budget=20)
+    assert step.mistakes.model.n_answers == 10
+    assert step.mistakes.model.n_mistakes == int((pairs.ai_label[asked] != pairs.gold_label[asked]).sum())
+    assert not np.isin(step.human_queue, asked).any() and step.human_queue.shape[0] == 20
+    assert (step.label_source[asked] == LabelSource.HUMAN).all()
+    # The reward model, its gaps and the curve stay the step's.
+    assert step.curve.n == len(pairs)
 
 
 def test_report_names_a_geometric_reflection_point_with_its_gap():

@@ -211,7 +211,7 @@ class Evidence:
 
     @property
     def judge_doubt(self) -> np.ndarray:
-        """1 - confidence, shape (n,): what ``SelectionConfig.evidence_weight`` fuses with the reward gap."""
+        """1 - confidence, shape (n,): a signal of the mistake model (``judge_unsure``)."""
         return 1.0 - self.ai_confidence
 
     def record(self, i: int) -> dict[str, Any]:

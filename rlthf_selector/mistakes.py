@@ -1,0 +1,493 @@
+"""The mistake model: the probability that each pair's AI label is wrong, learned from the human answers.
+
+Every human answer says whether the AI was wrong on that pair. The mistake model reads a matrix of named
+*signals* (the reward gap, the length cue, each piece of the judge's own evidence, ...) and fits a Bayesian
+logistic regression of "the AI was wrong" on them, shrunk toward a prior that needs no answer at all. It decides
+which pairs are asked (highest expected gain first), which AI labels are flipped (only where the lower confidence
+bound on P(wrong) is above one half) and it says in plain words which signals mark the AI's mistakes on the data
+in front of it.
+
+A signal is one small unit in :data:`SIGNALS`: a name, the words the report quotes, a function from a
+:class:`SignalContext` to per-pair values (NaN where unknown; larger = the AI label more suspect) and the prior's
+weight. Adding a signal is adding one :func:`register_signal` entry.
+
+The prior weights are set by reasoning, not fitted to any benchmark data set (README of ``benchmarks/``):
+the reward model contradicting the AI label counts most, as RLTHF assumes; a small |gap|, a judge that chose the
+shorter answer, a disagreeing second judge, an inconsistent or unsure judge each add a little. Everything else
+starts at zero and moves only as far as the answers justify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from rlthf_selector.config import SelectionConfig
+from rlthf_selector.pairs import PreferencePairs
+
+
+@dataclass
+class SignalContext:
+    """What the signals read, for n pairs.
+
+    Attributes
+    ----------
+    pairs : PreferencePairs
+    oriented_gap : ndarray of float64, shape (n,)
+        The out-of-fold reward gap in the AI label's orientation (> 0: the reward model agrees with the AI).
+    region : ndarray of int8, shape (n,), optional
+        :class:`~rlthf_selector.selection.Region` of each pair on the reward curve.
+    """
+
+    pairs: PreferencePairs
+    oriented_gap: np.ndarray
+    region: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    """One registered signal: its name, the words the report quotes, its prior weight and how to compute it."""
+
+    name: str
+    description: str
+    prior_weight: float
+    compute: Callable[[SignalContext], np.ndarray | None]
+
+
+@dataclass
+class Signal:
+    """A signal's values on a pool.
+
+    Attributes
+    ----------
+    name, description : str
+    prior_weight : float
+        Log-odds of a mistake per standard deviation of the signal, before any answer.
+    values : ndarray of float64, shape (n,)
+        Larger = the AI label more suspect; NaN where the pair has no value.
+    """
+
+    name: str
+    description: str
+    prior_weight: float
+    values: np.ndarray
+
+    @property
+    def available(self) -> np.ndarray:
+        """Shape (n,) bool: where the signal has a value."""
+        return ~np.isnan(self.values)
+
+
+#: The AI's error rate the prior assumes before any answer, and how far (log-odds s.d.) the answers may move it:
+#: judges in the field are wrong on roughly one pair in five to one in four; the control draws pin it down fast.
+PRIOR_ERROR_RATE = 0.2
+PRIOR_SD_INTERCEPT = 1.0
+#: The widths (log-odds per s.d. of a signal) the prior on the signals' weights may take; the answers choose one by
+#: the Laplace evidence (:func:`fit_mistake_model`).
+PRIOR_SD_GRID = (0.125, 0.25, 0.5, 1.0, 2.0)
+
+#: The registered signals, in the order they enter the design matrix.
+SIGNALS: dict[str, SignalSpec] = {}
+
+
+def register_signal(name: str, description: str, *, prior_weight: float = 0.0) -> Callable:
+    """Decorator: register ``compute(context) -> values or None`` (None = the data carry no such signal)."""
+
+    def wrap(compute: Callable[[SignalContext], np.ndarray | None]) -> Callable:
+        if name in SIGNALS:
+            raise ValueError(f"a signal named {name!r} is registered already")
+        SIGNALS[name] = SignalSpec(name, description, float(prior_weight), compute)
+        return compute
+
+    return wrap
+
+
+@register_signal("rm_contradicts", "the reward model contradicts the AI label (a low reward gap)", prior_weight=0.8)
+def _rm_contradicts(ctx: SignalContext) -> np.ndarray:
+    return -np.asarray(ctx.oriented_gap, dtype=np.float64)
+
+
+@register_signal("rm_unsure", "the reward model is unsure (a small |gap|)", prior_weight=0.3)
+def _rm_unsure(ctx: SignalContext) -> np.ndarray:
+    return -np.abs(np.asarray(ctx.oriented_gap, dtype=np.float64))
+
+
+@register_signal("ai_chose_shorter", "the AI chose the shorter response", prior_weight=0.5)
+def _ai_chose_shorter(ctx: SignalContext) -> np.ndarray:
+    pairs = ctx.pairs
+    len_a = np.fromiter((len(t) for t in pairs.response_a), dtype=np.float64, count=len(pairs))
+    len_b = np.fromiter((len(t) for t in pairs.response_b), dtype=np.float64, count=len(pairs))
+    # log(len rejected / len chosen) by the AI: > 0 where it chose the shorter one.
+    return -np.log((len_a + 1.0) / (len_b + 1.0)) * pairs.ai_label
+
+
+def _evidence(name: str) -> Callable[[SignalContext], np.ndarray | None]:
+    def compute(ctx: SignalContext) -> np.ndarray | None:
+        from rlthf_selector.evidence import doubt_components
+
+        return doubt_components(ctx.pairs).get(name)
+
+    return compute
+
+
+register_signal("second_judge_disagrees", "the second judge disagrees with the AI", prior_weight=0.8)(_evidence("second"))
+register_signal("judge_inconsistent", "the judge changed its verdict when A and B were swapped",
+                prior_weight=0.5)(_evidence("swap"))
+register_signal("judge_unsure", "the judge was unsure (its own doubt)", prior_weight=0.3)(_evidence("explicit"))
+register_signal("judge_low_confidence", "the judge's confidence was low", prior_weight=0.3)(_evidence("confidence"))
+register_signal("judges_disagree", "the judges voted against each other", prior_weight=0.5)(_evidence("disagreement"))
+
+
+def compute_signals(context: SignalContext, *, names: Sequence[str] | None = None) -> list[Signal]:
+    """Every registered signal the data carry (or those ``names``), in registry order.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or a signal whose values do not have one entry per pair.
+    """
+    wanted = list(SIGNALS) if names is None else list(names)
+    unknown = [s for s in wanted if s not in SIGNALS]
+    if unknown:
+        raise ValueError(f"unknown signals {unknown}: choose from {', '.join(SIGNALS)}")
+    n = len(context.pairs)
+    out = []
+    for name in wanted:
+        spec = SIGNALS[name]
+        values = spec.compute(context)
+        if values is None:
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (n,):
+            raise ValueError(f"signal {name!r} gave shape {values.shape} for {n} pairs")
+        out.append(Signal(spec.name, spec.description, spec.prior_weight, values))
+    return out
+
+
+@dataclass
+class Design:
+    """The standardised signal matrix the mistake model reads.
+
+    Attributes
+    ----------
+    matrix : ndarray of float64, shape (n, d)
+        One column per usable signal, standardised over the pairs with an AI label (mean 0, sd 1; 0 where a value
+        is missing), and one column per signal that is missing on some pairs only (1 where missing).
+    names, descriptions : list of str, length d
+    prior_weight : ndarray of float64, shape (d,)
+    """
+
+    matrix: np.ndarray
+    names: list[str]
+    descriptions: list[str]
+    prior_weight: np.ndarray
+
+
+def design_matrix(signals: Sequence[Signal], *, scope: np.ndarray) -> Design:
+    """Standardise the signals over ``scope`` (bool, shape (n,)) into a :class:`Design`.
+
+    A signal that is constant over the scope carries nothing and is left out; a signal missing on part of the scope
+    adds a missingness column, so that "no value" can itself mark mistakes (a second judge that gave no verdict).
+    """
+    scope = np.asarray(scope, dtype=bool)
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    descriptions: list[str] = []
+    prior: list[float] = []
+    n = scope.shape[0]
+    for s in signals:
+        v = s.values
+        known = scope & ~np.isnan(v)
+        if known.sum() < 2:
+            continue
+        mean = float(v[known].mean())
+        sd = float(v[known].std())
+        if sd > 1e-12:
+            columns.append(np.where(np.isnan(v), 0.0, (np.nan_to_num(v, nan=mean) - mean) / sd))
+            names.append(s.name)
+            descriptions.append(s.description)
+            prior.append(s.prior_weight)
+        missing = np.isnan(v)
+        if missing[scope].any() and not missing[scope].all():
+            columns.append(missing.astype(np.float64))
+            names.append(f"{s.name}:missing")
+            descriptions.append(f"no value for: {s.description}")
+            prior.append(0.0)
+    matrix = np.column_stack(columns) if columns else np.zeros((n, 0))
+    return Design(matrix, names, descriptions, np.asarray(prior, dtype=np.float64))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def fit_logistic_map(x: np.ndarray, y: np.ndarray, *, prior_mean: np.ndarray, prior_precision: np.ndarray,
+                     max_iter: int = 50, tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray, float]:
+    """Maximum a posteriori logistic regression under a Gaussian prior, by Newton's method.
+
+    Parameters
+    ----------
+    x : ndarray, shape (m, p)
+        Rows to fit on, an intercept column included if wanted.
+    y : ndarray of bool or {0, 1}, shape (m,)
+    prior_mean, prior_precision : ndarray, shape (p,)
+        The prior N(prior_mean, diag(1 / prior_precision)); precisions > 0.
+
+    Returns
+    -------
+    coef : ndarray, shape (p,)
+    covariance : ndarray, shape (p, p)
+        The Laplace approximation of the posterior covariance (inverse Hessian at the mode).
+    log_evidence : float
+        The Laplace approximation of log p(y | x, prior): how well the prior, not only the fit, explains the answers.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mean = np.asarray(prior_mean, dtype=np.float64)
+    prec = np.asarray(prior_precision, dtype=np.float64)
+    if not (prec > 0).all():
+        raise ValueError("prior precisions must be > 0")
+    def objective(c: np.ndarray) -> float:
+        z = x @ c
+        # -log likelihood of a logistic model (stable form) plus the Gaussian prior's penalty.
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(prec * (c - mean) ** 2))
+
+    coef = mean.copy()
+    value = objective(coef)
+    for _ in range(max_iter):
+        p = _sigmoid(x @ coef)
+        grad = x.T @ (p - y) + prec * (coef - mean)
+        hess = (x * (p * (1.0 - p))[:, None]).T @ x + np.diag(prec)
+        step = np.linalg.solve(hess, grad)
+        # Newton with step halving: the objective is convex, but a full step can overshoot where p saturates.
+        t = 1.0
+        while t > 1e-6:
+            trial = coef - t * step
+            trial_value = objective(trial)
+            if trial_value <= value:
+                break
+            t *= 0.5
+        coef, value = trial, trial_value
+        if float(np.abs(t * step).max()) < tol:
+            break
+    p = _sigmoid(x @ coef)
+    hess = (x * (p * (1.0 - p))[:, None]).T @ x + np.diag(prec)
+    # log p(y) ~ log p(y | w*) + log N(w*; prior) + (p/2) log 2 pi - (1/2) log |H|  (Laplace, at the mode w*).
+    log_evidence = -value + 0.5 * float(np.sum(np.log(prec))) - 0.5 * float(np.linalg.slogdet(hess)[1])
+    return coef, np.linalg.inv(hess), log_evidence
+
+
+@dataclass
+class MistakeModel:
+    """A fitted mistake model on one design.
+
+    Attributes
+    ----------
+    names, descriptions : list of str, length d
+        The design's columns.
+    coef : ndarray, shape (d + 1,)
+        Intercept first, then one log-odds weight per standardised column.
+    covariance : ndarray, shape (d + 1, d + 1)
+        Posterior covariance (Laplace).
+    prior_mean : ndarray, shape (d + 1,)
+    n_answers, n_mistakes : int
+        The answers it was fitted on, and how many of them overturned the AI.
+    confidence : float
+        One-sided level of :meth:`predict`'s lower bound.
+    prior_sd : float
+        The prior's width the answers chose from :data:`PRIOR_SD_GRID` (the largest Laplace evidence).
+    """
+
+    names: list[str]
+    descriptions: list[str]
+    coef: np.ndarray
+    covariance: np.ndarray
+    prior_mean: np.ndarray
+    n_answers: int
+    n_mistakes: int
+    confidence: float
+    prior_sd: float
+
+    def predict(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P(AI label wrong) and its lower confidence bound for each row of ``matrix`` (shape (n, d)).
+
+        Returns
+        -------
+        prob, lower : ndarray of float64, shape (n,)
+        """
+        from scipy.stats import norm
+
+        x = _with_intercept(matrix)
+        logit = x @ self.coef
+        sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, self.covariance, x), 0.0))
+        z = float(norm.ppf(self.confidence))
+        return _sigmoid(logit), _sigmoid(logit - z * sd)
+
+    def weights(self, *, confidence: float = 0.9) -> list[dict[str, Any]]:
+        """Each column's learned weight with a two-sided interval, strongest first (JSON-able)."""
+        from scipy.stats import norm
+
+        z = float(norm.ppf(0.5 + confidence / 2.0))
+        sd = np.sqrt(np.diag(self.covariance))[1:]
+        rows = [{"signal": name, "description": desc, "weight": float(w), "lower": float(w - z * s),
+                 "upper": float(w + z * s), "prior": float(p)}
+                for name, desc, w, s, p in zip(self.names, self.descriptions, self.coef[1:], sd, self.prior_mean[1:])]
+        return sorted(rows, key=lambda r: -abs(r["weight"]))
+
+    def explain(self, *, confidence: float = 0.9) -> str:
+        """What the model learned, in plain words: which signals mark the AI's mistakes on this data.
+
+        A signal *marks* mistakes when its whole interval lies above 0, *marks right labels* when below 0; the rest
+        are undecided. The sentence names the prior when no answer has been seen.
+        """
+        rows = [r for r in self.weights(confidence=confidence) if not r["signal"].endswith(":missing")]
+        if self.n_answers == 0:
+            return "No human answers yet: the queue follows the prior (" + _phrase(
+                [r["description"] for r in sorted(rows, key=lambda r: -r["prior"]) if r["prior"] > 0][:3]) + ")."
+        marks = [r for r in rows if r["lower"] > 0]
+        against = [r for r in rows if r["upper"] < 0]
+        unclear = [r for r in rows if r["lower"] <= 0 <= r["upper"] and r["prior"] > 0]
+        parts = []
+        if marks:
+            parts.append("the AI's mistakes are marked by " + _phrase(
+                [f"{r['description']} ({_strength(r['weight'])})" for r in marks]))
+        if against:
+            parts.append("its right labels by " + _phrase([r["description"] for r in against]))
+        if unclear:
+            parts.append("not yet clear: " + _phrase([r["description"] for r in unclear[:3]]))
+        if not parts:
+            parts.append("no signal marks the AI's mistakes clearly yet")
+        head = f"From {self.n_answers} human answers ({self.n_mistakes} overturned the AI): "
+        return head + "; ".join(parts) + "."
+
+    def to_dict(self, *, confidence: float = 0.9) -> dict[str, Any]:
+        return {"answers": self.n_answers, "mistakes": self.n_mistakes, "intercept": float(self.coef[0]),
+                "prior_sd": self.prior_sd,
+                "weights": self.weights(confidence=confidence), "explanation": self.explain(confidence=confidence)}
+
+
+def _strength(weight: float) -> str:
+    odds = float(np.exp(abs(weight)))
+    return f"x{odds:.1f} odds per s.d."
+
+
+def _phrase(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _with_intercept(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return np.column_stack([np.ones(matrix.shape[0]), matrix])
+
+
+def fit_mistake_model(design: Design, *, answered: np.ndarray, wrong: np.ndarray,
+                      config: SelectionConfig | None = None) -> MistakeModel:
+    """Fit the mistake model on the answered pairs, shrunk toward the prior.
+
+    Parameters
+    ----------
+    design : Design
+        Of n pairs.
+    answered : ndarray of bool, shape (n,)
+        Pairs with a human answer and an AI label.
+    wrong : ndarray of bool, shape (n,)
+        Where the human overturned the AI (read where ``answered``).
+    config : SelectionConfig, optional
+
+    Returns
+    -------
+    MistakeModel
+        With no answer, the prior itself (its covariance the prior's).
+    """
+    config = config or SelectionConfig()
+    answered = np.asarray(answered, dtype=bool)
+    wrong = np.asarray(wrong, dtype=bool)
+    n, d = design.matrix.shape
+    if answered.shape != (n,) or wrong.shape != (n,):
+        raise ValueError(f"answered {answered.shape} and wrong {wrong.shape} must have shape ({n},)")
+    if not 0.5 <= config.flip_confidence <= 1.0:
+        raise ValueError(f"SelectionConfig.flip_confidence must be in [0.5, 1], got {config.flip_confidence}")
+    prior_mean = np.concatenate([[np.log(PRIOR_ERROR_RATE / (1.0 - PRIOR_ERROR_RATE))], design.prior_weight])
+    x = _with_intercept(design.matrix[answered])
+    y = wrong[answered]
+
+    def precision(sd: float) -> np.ndarray:
+        return np.concatenate([[1.0 / PRIOR_SD_INTERCEPT ** 2], np.full(d, 1.0 / sd ** 2)])
+
+    prior_sd = PRIOR_SD_GRID[len(PRIOR_SD_GRID) // 2]
+    coef, cov = prior_mean.copy(), np.diag(1.0 / precision(prior_sd))
+    if x.shape[0]:
+        # Empirical Bayes: the prior's width is the one on the grid whose Laplace evidence explains the answers
+        # best. Answers that agree with the prior keep it tight; answers that contradict it (a judge whose bias the
+        # reward model copied) widen it, so they win.
+        best = -np.inf
+        for sd in PRIOR_SD_GRID:
+            c, v, evidence = fit_logistic_map(x, y, prior_mean=prior_mean, prior_precision=precision(sd))
+            if evidence > best:
+                best, coef, cov, prior_sd = evidence, c, v, sd
+    return MistakeModel(names=list(design.names), descriptions=list(design.descriptions), coef=coef, covariance=cov,
+                        prior_mean=prior_mean, n_answers=int(answered.sum()), n_mistakes=int((y != 0).sum()),
+                        confidence=config.flip_confidence, prior_sd=prior_sd)
+
+
+@dataclass
+class MistakeEstimate:
+    """The mistake model's verdict on a pool. Arrays have shape (n,).
+
+    Attributes
+    ----------
+    prob : float64, P(the AI label is wrong); NaN where the pair has no AI label.
+    lower : float64, its one-sided lower confidence bound (``SelectionConfig.flip_confidence``).
+    model : MistakeModel
+    design : Design
+    """
+
+    prob: np.ndarray
+    lower: np.ndarray
+    model: MistakeModel
+    design: Design = field(repr=False)
+
+
+def estimate_mistakes(signals: Sequence[Signal], pairs: PreferencePairs, *,
+                      config: SelectionConfig | None = None) -> MistakeEstimate:
+    """Fit on every human answer in ``pairs`` (queue, control and any other alike) and score every pair.
+
+    Parameters
+    ----------
+    signals : list of Signal
+        From :func:`compute_signals` on the same pairs.
+    pairs : PreferencePairs
+        ``ai_label`` and ``human_label`` are read: an answer is a pair with both; it is a mistake where they differ.
+    """
+    ai = np.asarray(pairs.ai_label)
+    human = np.asarray(pairs.human_label)
+    has_ai = ai != 0
+    design = design_matrix(signals, scope=has_ai)
+    answered = has_ai & (human != 0)
+    model = fit_mistake_model(design, answered=answered, wrong=answered & (human != ai), config=config)
+    prob, lower = model.predict(design.matrix)
+    prob = np.where(has_ai, prob, np.nan)
+    lower = np.where(has_ai, lower, np.nan)
+    return MistakeEstimate(prob=prob, lower=lower, model=model, design=design)
+
+
+__all__ = [
+    "Design",
+    "MistakeEstimate",
+    "MistakeModel",
+    "SIGNALS",
+    "Signal",
+    "SignalContext",
+    "SignalSpec",
+    "compute_signals",
+    "design_matrix",
+    "estimate_mistakes",
+    "fit_logistic_map",
+    "fit_mistake_model",
+    "register_signal",
+]

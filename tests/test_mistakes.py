@@ -1,0 +1,157 @@
+"""The mistake model: signals, their design matrix, the Bayesian logistic fit, its prior and what it says."""
+
+import numpy as np
+import pytest
+
+from rlthf_selector.config import SelectionConfig
+from rlthf_selector.mistakes import (
+    PRIOR_SD_GRID,
+    SIGNALS,
+    Signal,
+    SignalContext,
+    compute_signals,
+    design_matrix,
+    estimate_mistakes,
+    fit_logistic_map,
+    fit_mistake_model,
+    register_signal,
+)
+from rlthf_selector.pairs import PreferencePairs
+
+
+def make_pairs(n=6, *, extra=None, human=None):
+    return PreferencePairs(
+        ids=np.array([f"p{i}" for i in range(n)], dtype=object),
+        prompt=np.array(["q"] * n, dtype=object),
+        response_a=np.array(["a" * (10 * (i + 1)) for i in range(n)], dtype=object),
+        response_b=np.array(["b" * 30] * n, dtype=object),
+        ai_label=np.array([1, -1] * (n // 2), np.int8),
+        human_label=np.zeros(n, np.int8) if human is None else np.asarray(human, np.int8),
+        extra=extra or {},
+    )
+
+
+def test_signals_are_oriented_so_that_larger_means_more_suspect():
+    pairs = make_pairs()
+    gap = np.array([2.0, -1.0, 0.5, 0.0, -3.0, 1.0])
+    signals = {s.name: s for s in compute_signals(SignalContext(pairs, gap))}
+    # Without judge evidence only the reward model's and the length signals exist.
+    assert list(signals) == ["rm_contradicts", "rm_unsure", "ai_chose_shorter"]
+    np.testing.assert_allclose(signals["rm_contradicts"].values, -gap)
+    np.testing.assert_allclose(signals["rm_unsure"].values, -np.abs(gap))
+    # A has 10, 20, ... 60 characters, B 30; the AI chooses A, B, A, B, A, B. It chose the shorter response on
+    # pairs 0, 3 and 5, the longer on 1 and 4, and pair 2's are of equal length.
+    shorter = signals["ai_chose_shorter"].values
+    np.testing.assert_array_equal(np.sign(shorter), [1, -1, 0, 1, -1, 1])
+    assert shorter[0] == pytest.approx(np.log(31 / 11))
+    assert all(s.description for s in signals.values())
+
+
+def test_judge_evidence_signals_appear_with_their_evidence_and_missing_values_get_a_column():
+    second = np.array([1, 1, -1, 0, 1, 0], np.int8)  # pairs 3 and 5: no verdict
+    pairs = make_pairs(extra={"second_judge_label": second})
+    signals = compute_signals(SignalContext(pairs, np.zeros(6)))
+    judge = next(s for s in signals if s.name == "second_judge_disagrees")
+    # AI labels alternate +1/-1: the second judge disagrees on pairs 1 and 2, agrees on 0 and 4.
+    np.testing.assert_allclose(judge.values[[0, 1, 2, 4]], [0, 1, 1, 0])
+    np.testing.assert_allclose(judge.values[[3, 5]], 0.5)  # no verdict: half a doubt (rlthf_selector.evidence)
+    design = design_matrix(signals, scope=np.ones(6, bool))
+    # Constant signals over the scope carry nothing and are left out (the gap is all zeros here).
+    assert "rm_contradicts" not in design.names and "second_judge_disagrees" in design.names
+    col = design.matrix[:, design.names.index("second_judge_disagrees")]
+    assert abs(col.mean()) < 1e-12 and abs(col.std() - 1.0) < 1e-12
+
+
+def test_design_matrix_adds_a_missingness_column_for_a_signal_missing_on_some_pairs():
+    values = np.array([1.0, np.nan, 3.0, np.nan, 5.0, 6.0])
+    design = design_matrix([Signal("s", "a signal", 0.5, values)], scope=np.ones(6, bool))
+    assert design.names == ["s", "s:missing"]
+    np.testing.assert_array_equal(design.matrix[:, 1], np.isnan(values).astype(float))
+    assert (design.matrix[np.isnan(values), 0] == 0).all()  # missing values sit at the mean
+    np.testing.assert_allclose(design.prior_weight, [0.5, 0.0])
+
+
+def test_register_signal_refuses_a_second_signal_of_the_same_name_and_compute_names_unknown_ones():
+    with pytest.raises(ValueError, match="registered already"):
+        register_signal("rm_contradicts", "again")(lambda ctx: None)
+    with pytest.raises(ValueError, match="unknown signals"):
+        compute_signals(SignalContext(make_pairs(), np.zeros(6)), names=["nope"])
+    assert "rm_contradicts" in SIGNALS
+
+
+def test_fit_logistic_map_recovers_known_coefficients_from_many_answers():
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.ones(20000), rng.normal(size=(20000, 2))])
+    true = np.array([-1.0, 1.5, -0.7])
+    y = rng.random(20000) < 1.0 / (1.0 + np.exp(-x @ true))
+    coef, cov, _ = fit_logistic_map(x, y, prior_mean=np.zeros(3), prior_precision=np.full(3, 1e-6))
+    np.testing.assert_allclose(coef, true, atol=0.06)
+    assert (np.sqrt(np.diag(cov)) < 0.05).all()
+    # With no data to speak of, a strong prior is what comes back.
+    coef, _, _ = fit_logistic_map(x[:2], y[:2], prior_mean=np.array([0.3, 0.2, 0.1]), prior_precision=np.full(3, 1e6))
+    np.testing.assert_allclose(coef, [0.3, 0.2, 0.1], atol=1e-3)
+    with pytest.raises(ValueError, match="precisions must be > 0"):
+        fit_logistic_map(x, y, prior_mean=np.zeros(3), prior_precision=np.zeros(3))
+
+
+def _one_signal_answers(slope, n, seed=0):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=n)
+    wrong = rng.random(n) < 1.0 / (1.0 + np.exp(-(-1.0 + slope * v)))
+    return design_matrix([Signal("s", "the signal", 0.8, v)], scope=np.ones(n, bool)), wrong
+
+
+def test_without_answers_the_model_is_its_prior_and_says_so():
+    design, _ = _one_signal_answers(1.0, 50)
+    model = fit_mistake_model(design, answered=np.zeros(50, bool), wrong=np.zeros(50, bool))
+    assert model.n_answers == 0 and model.coef[1] == 0.8
+    assert model.explain().startswith("No human answers yet: the queue follows the prior (the signal)")
+    prob, lower = model.predict(design.matrix)
+    assert (lower <= prob).all()
+    assert (np.diff(prob[np.argsort(design.matrix[:, 0])]) > 0).all()  # the prior's direction: larger = more suspect
+
+
+def test_answers_that_contradict_the_prior_turn_its_weight_round_and_the_model_says_so():
+    design, wrong = _one_signal_answers(-1.2, 400)
+    model = fit_mistake_model(design, answered=np.ones(400, bool), wrong=wrong)
+    weight = model.weights()[0]
+    assert weight["prior"] == 0.8 and weight["upper"] < 0 and weight["weight"] < -0.7
+    assert model.prior_sd >= 1.0  # the evidence widened the prior so the answers could win
+    assert "its right labels by the signal" in model.explain()
+
+
+def test_answers_that_agree_with_the_prior_keep_it_tight():
+    design, wrong = _one_signal_answers(0.8, 300, seed=1)
+    model = fit_mistake_model(design, answered=np.ones(300, bool), wrong=wrong)
+    assert model.prior_sd <= 0.25 and model.prior_sd in PRIOR_SD_GRID
+    assert "the AI's mistakes are marked by the signal" in model.explain()
+
+
+def test_the_lower_bound_follows_the_flip_confidence():
+    design, wrong = _one_signal_answers(2.0, 200)
+    answered = np.ones(200, bool)
+    loose = fit_mistake_model(design, answered=answered, wrong=wrong, config=SelectionConfig(flip_confidence=0.5))
+    strict = fit_mistake_model(design, answered=answered, wrong=wrong, config=SelectionConfig(flip_confidence=0.99))
+    p_loose, low_loose = loose.predict(design.matrix)
+    p_strict, low_strict = strict.predict(design.matrix)
+    np.testing.assert_allclose(low_loose, p_loose)  # a 50% bound is the estimate itself
+    assert (low_strict < p_strict).all()
+    never = fit_mistake_model(design, answered=answered, wrong=wrong, config=SelectionConfig(flip_confidence=1.0))
+    assert (never.predict(design.matrix)[1] == 0).all()  # 1 = never flip
+    with pytest.raises(ValueError, match="flip_confidence must be in"):
+        fit_mistake_model(design, answered=answered, wrong=wrong, config=SelectionConfig(flip_confidence=0.3))
+
+
+def test_estimate_mistakes_fits_on_every_human_answer_and_leaves_pairs_without_an_ai_label_unscored():
+    n = 40
+    rng = np.random.default_rng(3)
+    pairs = make_pairs(n, human=np.where(np.arange(n) < 20, rng.choice([-1, 1], n), 0))
+    pairs.ai_label[-1] = 0
+    signals = compute_signals(SignalContext(pairs, rng.normal(size=n)))
+    est = estimate_mistakes(signals, pairs)
+    assert est.model.n_answers == 20
+    assert est.model.n_mistakes == int((pairs.human_label[:20] != pairs.ai_label[:20]).sum())
+    assert np.isnan(est.prob[-1]) and np.isfinite(est.prob[:-1]).all()
+    assert (est.lower[:-1] <= est.prob[:-1]).all()
+    out = est.model.to_dict()
+    assert out["answers"] == 20 and {w["signal"] for w in out["weights"]} >= {"rm_contradicts", "ai_chose_shorter"}
