@@ -8,9 +8,8 @@ against an in-memory Label Studio. After each retrain a simulated annotator answ
 flipped > AI > reward model, ``state.labels``) are then scored against gold over the pool.
 
 Each seed holds out 20% of the pairs, as ``rlthf simulate`` does, so the pool and its AI accuracy match that
-benchmark's rows. Strategies: ``ai-only``, ``random`` (the budget on uniformly drawn pairs), and the backend with
-the control share fixed (``RLTHF_ADAPT_CONTROL_SHARE=false``), adaptive, and adaptive with the reversed ranking
-(``RLTHF_REVERSED_RANKING``; the default: see ``VARIANTS``). The task data is what
+benchmark's rows. Strategies: ``ai-only``, ``random`` (the budget on uniformly drawn pairs) and ``backend`` (its
+mistake model refitted on every answer at each retrain). The task data is what
 ``rlthf label-studio setup`` imports, the judge's evidence included (``--no-evidence`` leaves it out). Prints a
 markdown table and writes one JSON file.
 
@@ -32,11 +31,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def run_backend(pool, *, budget: int, adapt: bool, answers_per_retrain: int, control_share: float,
-                queue_budget: float, evidence: bool = True, reversed_ranking: bool = False) -> dict:
+def run_backend(pool, *, budget: int, answers_per_retrain: int, control_share: float, queue_budget: float,
+                evidence: bool = True) -> dict:
     """Serve, answer the served head with gold, retrain; repeat until ``budget`` answers. Returns the outcome."""
     from label_config import load_label_config, parse_label_config
     from rlthf_selector.config import BackendConfig
+    from rlthf_selector.pairs import LabelSource
 
     from ml_backend.app import create_app
     from ml_backend.cli import task_records
@@ -52,7 +52,6 @@ def run_backend(pool, *, budget: int, adapt: bool, answers_per_retrain: int, con
     gold = dict(zip(fake.task_ids(pid), pool.gold_label.tolist()))  # task ids follow the pool's order
     with tempfile.TemporaryDirectory() as model_dir:
         config = BackendConfig(model_dir=model_dir, debounce_s=0.0, max_wait_s=0.0, control_share=control_share,
-                               adapt_control_share=adapt, reversed_ranking=reversed_ranking,
                                queue_budget=queue_budget, writeback=False)
         app = create_app(config, client_factory=lambda entry: fake, start_worker=False)
         client = app.test_client()
@@ -62,7 +61,7 @@ def run_backend(pool, *, budget: int, adapt: bool, answers_per_retrain: int, con
         if reply.status_code != 200:
             raise RuntimeError(f"/setup failed: {reply.get_json()}")
         backend.worker.run_due()
-        answered, retrains, shares, reversed_shares = 0, 0, [], []
+        answered, retrains = 0, 0
         started = time.perf_counter()
         while answered < budget:
             state = backend.registry.get(pid).state
@@ -78,25 +77,15 @@ def run_backend(pool, *, budget: int, adapt: bool, answers_per_retrain: int, con
             client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": pid}})
             backend.worker.run_due()
             retrains += 1
-            draws = backend.registry.get(pid).state.summary["draws"]
-            shares.append(draws["served_control_share"])
-            reversed_shares.append(draws["served_reversed_share"])
         state = backend.registry.get(pid).state
         seconds = time.perf_counter() - started
     order = np.argsort(state.task_ids)  # back to the pool's order
     labels = state.labels[order]
+    flipped = (state.label_source == LabelSource.FLIPPED)[order]
     return {"labels": labels, "human_labels": int((state.human_label != 0).sum()), "retrains": retrains,
-            "served_control_share_mean": float(np.mean(shares)) if shares else None,
-            "served_reversed_share_mean": float(np.mean(reversed_shares)) if reversed_shares else None,
+            "flips": int(flipped.sum()), "flips_correct": int((labels[flipped] == pool.gold_label[flipped]).sum()),
+            "mistake_model": state.summary.get("mistake_model", {}).get("explanation"),
             "estimate_warnings": state.summary.get("estimate_warnings", []), "seconds": round(seconds, 2)}
-
-
-#: The backend's variants: (row name, RLTHF_ADAPT_CONTROL_SHARE, RLTHF_REVERSED_RANKING).
-VARIANTS = (
-    ("backend, fixed share", False, False),
-    ("backend, adaptive share", True, False),
-    ("backend, adaptive share + reversed ranking", True, True),
-)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,17 +122,15 @@ def main(argv: list[str] | None = None) -> int:
             labels[pick] = pool.gold_label[pick]
             rows.append({"strategy": "random", "seed": seed, "budget": fraction,
                          "label_accuracy": float((labels == pool.gold_label).mean())})
-            for name, adapt, reverse in VARIANTS:
-                out = run_backend(pool, budget=budget, adapt=adapt, answers_per_retrain=args.answers_per_retrain,
-                                  control_share=args.control_share, queue_budget=args.queue_budget,
-                                  evidence=not args.no_evidence, reversed_ranking=reverse)
-                acc = float((out.pop("labels") == pool.gold_label).mean())
-                rows.append({"strategy": name, "seed": seed, "budget": fraction, "label_accuracy": acc, **out})
-                print(f"seed {seed} budget {fraction:.0%} {name}: pool accuracy {acc:.4f}, {out['human_labels']} "
-                      f"human labels, {out['retrains']} retrains, mean served shares: control "
-                      f"{out['served_control_share_mean']:.2f}, reversed {out['served_reversed_share_mean']:.2f}, "
-                      f"{out['seconds']} s", flush=True)
-    strategies = ["ai-only", "random"] + [name for name, _, _ in VARIANTS]
+            out = run_backend(pool, budget=budget, answers_per_retrain=args.answers_per_retrain,
+                              control_share=args.control_share, queue_budget=args.queue_budget,
+                              evidence=not args.no_evidence)
+            acc = float((out.pop("labels") == pool.gold_label).mean())
+            rows.append({"strategy": "backend", "seed": seed, "budget": fraction, "label_accuracy": acc, **out})
+            print(f"seed {seed} budget {fraction:.0%} backend: pool accuracy {acc:.4f}, {out['human_labels']} "
+                  f"human labels, {out['retrains']} retrains, flips {out['flips']} ({out['flips_correct']} right), "
+                  f"{out['seconds']} s", flush=True)
+    strategies = ["ai-only", "random", "backend"]
     lines = ["| strategy | " + " | ".join(f"{b:.0%}" for b in budgets) + " |",
              "| --- |" + " --- |" * len(budgets)]
     for name in strategies:

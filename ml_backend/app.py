@@ -98,7 +98,7 @@ class Backend:
         self.config = config
         self.store = StateStore(config.model_dir, keep=config.keep_versions)
         self.registry = ProjectRegistry(config, self.store, client_factory=client_factory)
-        self.worker = TrainingWorker(self.registry.train, debounce_s=config.debounce_s, max_wait_s=config.max_wait_s)
+        self.worker = TrainingWorker(self._logged_train, debounce_s=config.debounce_s, max_wait_s=config.max_wait_s)
         self.seen = _Seen()
         self.started = time.time()
         self.requests: dict[str, int] = {}
@@ -112,6 +112,15 @@ class Backend:
             entry = self.registry.get(pid)
             if entry is not None and self.can_train(entry):
                 self.worker.submit(pid, immediate=True)
+
+    def _logged_train(self, project_id: int, force: bool) -> dict:
+        """:meth:`ProjectRegistry.train`, logged at INFO with its outcome and duration (failures: the worker logs them)."""
+        started = time.perf_counter()
+        result = self.registry.train(project_id, force)
+        log.info("retrain of project %d%s: %s, model version %s, in %.2f s%s", project_id, " (forced)" if force else "",
+                 result.get("status"), result.get("model_version", "-"), time.perf_counter() - started,
+                 f"; write-back pending: {result['writeback_error']}" if result.get("writeback_pending") else "")
+        return result
 
     def can_train(self, entry: ProjectEntry) -> bool:
         return self._has_credentials or bool(entry.hostname and entry.access_token)
@@ -267,11 +276,13 @@ def create_app(
 
     @app.post("/webhook")
     def webhook():
+        started = time.perf_counter()
         body = body_json()
         action = body.get("action")
         if not isinstance(action, str) or not action:
             raise RequestError(400, "webhook body needs 'action' (e.g. ANNOTATION_CREATED)")
         if action not in HANDLED_EVENTS:
+            log.info("webhook %s: ignored", action)
             return jsonify(status="ignored", action=action)
         if "project" not in body:
             raise RequestError(400, f"{action} webhook needs 'project'")
@@ -287,9 +298,11 @@ def create_app(
         entry.counters["webhooks"] += 1
         if key is not None and not backend.seen.add(key):
             entry.counters["duplicates"] += 1
+            log.info("webhook %s for project %d: duplicate, in %.1f ms", action, pid, 1000 * (time.perf_counter() - started))
             return jsonify(status="duplicate", action=action, project=pid)
         force = action in TRAIN_EVENTS
         backend.worker.submit(pid, force=force, immediate=force)
+        log.info("webhook %s for project %d: retrain queued, in %.1f ms", action, pid, 1000 * (time.perf_counter() - started))
         return jsonify(status="queued", action=action, project=pid)
 
     @app.post("/train")
@@ -424,6 +437,7 @@ def _project_metrics(entry: ProjectEntry, backend: Backend) -> dict[str, Any]:
         "label_sources": summary.get("label_sources", {}),
         "band_unlabelled": summary.get("band_unlabelled"),
         "evidence_fields": summary.get("evidence_fields", []),
+        "mistake_model": summary.get("mistake_model", {}),
         "draws": summary.get("draws", {}),
         "estimates": estimates,
         "estimate_warnings": estimate_warnings,

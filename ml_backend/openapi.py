@@ -74,12 +74,12 @@ def openapi_spec() -> dict[str, Any]:
             "/versions": {"get": {"parameters": [{"name": "project", "in": "query", "schema": {"type": "string"}}],
                                   "responses": {"200": ok("{versions: [...]}"), **errors}}},
             "/metrics": {"get": {"responses": {"200": ok(
-                "per project: iteration, regions, label sources, counters, last training; draws (queue, reversed-"
-                "ranking and control pairs served and answered, and the shares served); estimates: live estimates "
-                "from the control draws, each {value, lower, upper, n, confidence, method} (ai_accuracy, "
-                "control_overturn, queue_precision, reversed_precision, queue_minus_control, rm_auc, pool_accuracy; "
-                "value null until a control draw is answered); estimate_warnings: plain-words warnings (the reward "
-                "model's ranking not shown to beat chance, the queue not credibly better than random draws, the "
-                "budget moved to random pairs or to the reversed ranking)")}}},
+                "per project: iteration, regions, label sources, counters, last training; mistake_model: what the "
+                "mistake model learned from the answers {answers, mistakes, prior_sd, weights: [{signal, description, "
+                "weight, lower, upper, prior}], explanation}; draws (queue and control pairs served and answered); "
+                "estimates: live estimates from the control draws, each {value, lower, upper, n, confidence, method} "
+                "(ai_accuracy, control_overturn, queue_precision, queue_minus_control, mistake_auc, pool_accuracy; "
+                "value null until a control draw is answered); estimate_warnings: plain-words warnings (the mistake "
+                "model's ranking not shown to beat chance, the queue not credibly better than random draws)")}}},
         },
     }

@@ -188,7 +188,6 @@ class ProjectRegistry:
                     previous, tasks, label_config=label_config, reward_model=entry.reward_model,
                     budget=self.config.queue_budget, model_version_prefix=self.config.model_version_prefix, force=force,
                     control_share=self.config.control_share,
-                    adapt_control_share=self.config.adapt_control_share, reversed_ranking=self.config.reversed_ranking,
                     confidence=self.config.estimate_confidence,
                 )
             except BaseException:
@@ -208,7 +207,8 @@ class ProjectRegistry:
             if self.config.writeback and state.trained and state.model_version not in done:
                 data_by_task = {int(t["id"]): t.get("data") or {} for t in tasks}
                 try:
-                    result["writeback"] = write_back(client, state, data_by_task, all_regions=self.config.write_regions)
+                    result["writeback"] = write_back(client, state, data_by_task, all_regions=self.config.write_regions,
+                                                    show_prelabels=self.config.show_prelabels)
                 except LabelStudioError as exc:
                     log.error("write-back of %s to project %d failed: %s", state.model_version, project_id, exc)
                     result["writeback_pending"] = True

@@ -51,7 +51,6 @@ _ARRAYS = {
     "draw_score": np.float64,
     "label_round": np.int64,
     "answered_in": np.int8,
-    "draw_ranking": np.int8,
 }
 #: What a draw-record array holds for a pair without a record (and for every pair of an older state file).
 _DRAW_RECORD_FILL = {
@@ -61,12 +60,8 @@ _DRAW_RECORD_FILL = {
     "draw_score": np.nan,
     "label_round": -1,
     "answered_in": 0,
-    "draw_ranking": 0,
 }
 DRAW_RECORDS = tuple(_DRAW_RECORD_FILL)
-#: ``draw_ranking`` codes: which ranking served a targeted draw last.
-QUEUE_RANKING = 0
-REVERSED_RANKING = 1
 
 
 def blank_draw_records(n: int) -> dict[str, np.ndarray]:
@@ -123,10 +118,6 @@ class ProjectState:
     answered_in : int8
         How the pair was being served when its human label arrived (0 = outside the queue, 1 = queue, 2 = control);
         an answer counts in the live estimates only under the draw that served it.
-    draw_ranking : int8
-        For a targeted draw, the ranking that served it last: 0 = RLTHF's queue (:data:`QUEUE_RANKING`, also every
-        draw of an older state file), 1 = the reward model's ranking reversed (:data:`REVERSED_RANKING`, pairs it
-        agrees with most; see ``BackendConfig.reversed_ranking``).
     """
 
     project_id: int
@@ -157,7 +148,6 @@ class ProjectState:
     draw_score: np.ndarray = field(default_factory=lambda: _empty(np.float64))
     label_round: np.ndarray = field(default_factory=lambda: _empty(np.int64))
     answered_in: np.ndarray = field(default_factory=lambda: _empty(np.int8))
-    draw_ranking: np.ndarray = field(default_factory=lambda: _empty(np.int8))
     reward_model_state: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

@@ -20,14 +20,12 @@ from rlthf_selector.estimates import (
     CONTROL_DRAW,
     NOT_DRAWN,
     QUEUE_DRAW,
-    answer_counts,
-    share_warnings,
 )
 from rlthf_selector.evidence import evidence_from_records
 from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
-from rlthf_selector.selection import batch_shares, control_slot_count, interleave_reversed
+from rlthf_selector.selection import control_slot_count
 
-from ml_backend.state import DRAW_RECORDS, QUEUE_RANKING, REVERSED_RANKING, ProjectState, blank_draw_records
+from ml_backend.state import DRAW_RECORDS, ProjectState, blank_draw_records
 
 log = logging.getLogger(__name__)
 
@@ -148,22 +146,25 @@ def fingerprint(table: TaskTable, control: PreferenceControl) -> str:
     return h.hexdigest()
 
 
-def queue_scores(human_queue: np.ndarray, human_label: np.ndarray, oriented_gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def queue_scores(human_queue: np.ndarray, human_label: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Queue ranks and Label Studio prediction scores (lower = label first).
 
     Parameters
     ----------
     human_queue : ndarray of int64, shape (k,)
-        Pair positions to ask, most valuable first (the selection step's human queue).
-    human_label, oriented_gap : ndarray, shape (n,)
+        Pair positions to ask, most valuable first (the served queue).
+    human_label : ndarray, shape (n,)
+    gain : ndarray of float, shape (n,)
+        The chance a human answer changes each pair's label (:attr:`rlthf_selector.selection.Selection.gain`), in
+        [0, 1].
 
     Returns
     -------
     queue_rank : ndarray of float64, shape (n,)
         0, 1, ... along the queue; ``inf`` elsewhere.
     score : ndarray of float64, shape (n,)
-        In [0, 0.5) along the queue (by rank), in (0.5, 1) for other unlabelled pairs (smaller |gap|
-        first), 1.0 for human-labelled pairs. So "Uncertainty sampling" serves the queue first, in order.
+        In [0, 0.5) along the queue (by rank), in (0.5, 1) for other unlabelled pairs (higher gain first), 1.0 for
+        human-labelled pairs. So "Uncertainty sampling" serves the queue first, in order, then the next most useful.
     """
     n = human_label.shape[0]
     k = human_queue.shape[0]
@@ -174,9 +175,7 @@ def queue_scores(human_queue: np.ndarray, human_label: np.ndarray, oriented_gap:
         score[human_queue] = 0.5 * np.arange(k) / k
     rest = ~np.isfinite(rank) & (human_label == 0)
     if rest.any():
-        mag = np.abs(oriented_gap[rest])
-        scale = float(mag.max()) or 1.0
-        score[rest] = 0.5 + 1e-6 + 0.49 * mag / scale
+        score[rest] = 0.5 + 1e-6 + 0.49 * (1.0 - np.clip(np.asarray(gain, dtype=np.float64)[rest], 0.0, 1.0))
     return rank, score
 
 
@@ -331,8 +330,7 @@ def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str
     -------
     estimates : dict of str to dict
         Each :class:`~rlthf_selector.estimates.Estimate` as ``to_dict()``; empty for a state without tasks with an AI
-        label, and when the records are inconsistent (the warning then says why; training goes on). The reversed
-        ranking's answers make ``reversed_precision``, apart from the queue's.
+        label, and when the records are inconsistent (the warning then says why; training goes on).
     warnings : list of str
     """
     from rlthf_selector.estimates import estimate_warnings, live_estimates
@@ -348,7 +346,6 @@ def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str
             ai_label=state.ai_label[scope], human_label=human, drawn_by=counted, draw_round=state.draw_round[scope],
             label_round=state.label_round[scope], frame=state.draw_frame[scope],
             mistake_score=state.draw_score[scope], n_flipped=int(flipped.sum()), confidence=confidence,
-            served_reversed=state.draw_ranking[scope] == REVERSED_RANKING,
         )
     except ValueError as exc:
         # Diagnostics must not stop a project from training and serving: say what is wrong instead.
@@ -387,8 +384,6 @@ def train_state(
     curve_config: Any = None,
     selection_config: Any = None,
     control_share: float = 0.1,
-    adapt_control_share: bool = False,
-    reversed_ranking: bool = False,
     confidence: float = 0.9,
 ) -> TrainOutcome:
     """One selection step on the project's current tasks and labels, with control draws in the served queue.
@@ -406,15 +401,6 @@ def train_state(
     control_share : float
         Share of the served queue's slots given to control draws, uniform over the unlabeled pairs with an AI label
         (:func:`serve_with_control`); 0 = none.
-    adapt_control_share : bool
-        Serve the share :func:`~rlthf_selector.selection.adaptive_control_share` gives from the answers counted so far
-        (never less than ``control_share``): where the queue finds mistakes no more often than random draws, the
-        served queue turns to random draws. Off here, on in the backend (``BackendConfig.adapt_control_share``).
-    reversed_ranking : bool
-        Also serve the reward model's ranking reversed (the unlabeled pairs whose AI label it agrees with most), at
-        the share :func:`~rlthf_selector.selection.ranking_shares` gives from the answers counted so far: where the
-        model learned the judge's bias, those pairs hold the mistakes it copied. Needs control draws (its baseline).
-        Off here, on in the backend (``BackendConfig.reversed_ranking``).
     confidence : float
         Of the live estimates' intervals, stored in ``summary["estimates"]``.
 
@@ -468,32 +454,22 @@ def train_state(
     drawable = (human == 0) & (ai != 0)
     answered = records["answered_in"] != NOT_DRAWN
     counted = counted_draws(records["drawn_by"], records["answered_in"])
-    counts = answer_counts(ai_label=ai, human_label=human, drawn_by=counted,
-                           served_reversed=records["draw_ranking"] == REVERSED_RANKING)
-    shares = batch_shares(counts, floor=control_share, adapt=adapt_control_share, reversed_ranking=reversed_ranking,
-                          rng=np.random.default_rng([previous.project_id, iteration, 1]))
-    not_waiting = np.ones(n, dtype=bool)
-    not_waiting[waiting] = False
-    targeted, from_reversed = interleave_reversed(
-        step.human_queue, step.oriented_gap, drawable=drawable & not_waiting,
-        share=shares.reversed_of_targeted, length=cap + spare,
-    )
     served = serve_with_control(
-        targeted, length=cap, drawable=drawable, waiting_control=waiting, share=shares.control,
+        step.human_queue, length=cap, drawable=drawable, waiting_control=waiting, share=control_share,
         answered=int(answered.sum()), answered_control=int((records["answered_in"] == CONTROL_DRAW).sum()),
         rng=np.random.default_rng([previous.project_id, iteration]),
     )
-    mistake_score = -step.reward_gap * ai
+    # The mistake model's P(AI label wrong) when drawn: the score the live estimates' AUC ranks by.
+    mistake_score = (np.nan_to_num(step.mistakes.prob, nan=0.5) if step.mistakes is not None
+                     else -step.reward_gap * ai)
     served_targeted = served.order[~served.is_control]
-    served_reversed = np.isin(served_targeted, targeted[from_reversed])
-    records["draw_ranking"][served_targeted] = np.where(served_reversed, REVERSED_RANKING, QUEUE_RANKING)
     fresh_targeted = served_targeted[records["drawn_by"][served_targeted] == NOT_DRAWN]
     for drawn, code in ((fresh_targeted, QUEUE_DRAW), (served.fresh_control, CONTROL_DRAW)):
         records["drawn_by"][drawn] = code
         records["draw_round"][drawn] = iteration
         records["draw_frame"][drawn] = int(drawable.sum())
         records["draw_score"][drawn] = mistake_score[drawn]
-    rank, score = queue_scores(served.order, human, step.oriented_gap)
+    rank, score = queue_scores(served.order, human, step.gain)
     queue_rank = np.where(np.isfinite(rank), rank, -1).astype(np.int64)
     version = f"{model_version_prefix}{iteration}"
     rm_state = None
@@ -506,14 +482,13 @@ def train_state(
     summary["band_unlabelled"] = int(((step.region == Region.HUMAN) & (human == 0)).sum())
     summary["queue_length"] = int(served.order.shape[0])
     summary["evidence_fields"] = sorted(table.pairs.extra)  # the judge's evidence this training read
+    if step.mistakes is not None:
+        summary["mistake_model"] = step.mistakes.model.to_dict(confidence=confidence)
     summary["draws"] = {
-        "control_share": control_share, "served_control_share": shares.control,
-        "reversed_ranking": bool(reversed_ranking), "served_reversed_share": shares.reversed,
-        "queue_served": int((~served_reversed).sum()), "reversed_served": int(served_reversed.sum()),
-        "control_served": int(served.is_control.sum()), "control_fresh": int(served.fresh_control.shape[0]),
-        # Reversed draws are always of pairs with an AI label, so answer_counts has them all.
-        "queue_answered": int(((counted == QUEUE_DRAW) & (human != 0)).sum()) - counts["reversed"][1],
-        "reversed_answered": counts["reversed"][1],
+        "control_share": control_share,
+        "queue_served": int((~served.is_control).sum()), "control_served": int(served.is_control.sum()),
+        "control_fresh": int(served.fresh_control.shape[0]),
+        "queue_answered": int(((counted == QUEUE_DRAW) & (human != 0)).sum()),
         "control_answered": int(((counted == CONTROL_DRAW) & (human != 0)).sum()),
         "human_labels_outside_draws": int(((counted == NOT_DRAWN) & (human != 0)).sum()),
     }
@@ -529,7 +504,6 @@ def train_state(
     )
     # Computed here, in the background training, so /metrics only reads them.
     state.summary["estimates"], state.summary["estimate_warnings"] = state_estimates(state, confidence=confidence)
-    state.summary["estimate_warnings"] += share_warnings(shares.control, shares.reversed, floor=control_share)
     state.summary["estimate_confidence"] = confidence
     return TrainOutcome("trained", state, table)
 
@@ -564,10 +538,11 @@ def merged_task_data(current: Mapping[str, Any], fields: Mapping[str, Any]) -> d
     return None if merged == dict(current) else merged
 
 
-def prediction_for(state: ProjectState, i: int, control: PreferenceControl) -> dict[str, Any]:
-    """One prediction in Label Studio's shape for the task at position ``i``."""
+def prediction_for(state: ProjectState, i: int, control: PreferenceControl, *, blind: bool = False) -> dict[str, Any]:
+    """One prediction in Label Studio's shape for the task at position ``i``; with ``blind``, no result (only the score
+    that orders the queue), so Label Studio has no answer to pre-select."""
     return {
-        "result": control.result(int(state.labels[i])),
+        "result": [] if blind else control.result(int(state.labels[i])),
         "score": float(state.score[i]),
         "model_version": state.model_version,
     }
@@ -589,27 +564,42 @@ def view_definition() -> dict[str, Any]:
 
 
 def write_back(
-    client: Any, state: ProjectState, data_by_task: Mapping[int, Mapping[str, Any]], *, all_regions: bool = False, threads: int = 4
+    client: Any, state: ProjectState, data_by_task: Mapping[int, Mapping[str, Any]], *, all_regions: bool = False,
+    threads: int = 4, show_prelabels: bool = False,
 ) -> dict[str, int]:
     """Push a trained state to Label Studio. Never touches annotations.
 
-    1. predictions for every task under the new model version, in bulk;
+    1. the predictions of every task without a submitted annotation are replaced, in bulk, by one under the new model
+       version: older versions' predictions would otherwise pile up, one more per task at every retrain. Annotated
+       tasks keep the prediction they had (an annotation's ``parent_prediction`` would be cleared with it) and get no
+       new one: their label is the human's;
     2. ``project.model_version`` and sampling "Uncertainty sampling";
     3. ``rlthf_region``/``rlthf_priority`` merged into each task's data where they changed (Label Studio
        replaces the whole data dict on PATCH, so the merged dict is sent; every other field is kept);
     4. the Data Manager view "RLTHF: needs human".
 
+    Parameters
+    ----------
+    show_prelabels : bool
+        Give the queued tasks' predictions their label. False (``BackendConfig.show_prelabels``): they carry only
+        their score, so a human asked about a pair does not see the AI's answer pre-selected.
+
     Returns
     -------
     dict
-        Counts: predictions, tasks_patched.
+        Counts: predictions, predictions_removed, tasks_patched.
     """
     from ml_backend.label_studio_client import SAMPLING_UNCERTAINTY
 
+    started = time.perf_counter()
     control = parse_label_config(state.label_config)
+    queued = np.isfinite(np.asarray(state.priority, dtype=np.float64))
     predictions = [
-        {"task": int(t), **prediction_for(state, i, control)} for i, t in enumerate(state.task_ids) if state.labels[i] != 0
+        {"task": int(t), **prediction_for(state, i, control, blind=bool(queued[i]) and not show_prelabels)}
+        for i, t in enumerate(state.task_ids) if state.labels[i] != 0 and state.human_label[i] == 0
     ]
+    # Delete first: Label Studio's bulk delete takes every prediction of the tasks it selects, the new ones too.
+    removed = client.delete_unlabeled_task_predictions(state.project_id)
     n_pred = client.import_predictions(state.project_id, predictions) if predictions else 0
     client.update_project(state.project_id, model_version=state.model_version, sampling=SAMPLING_UNCERTAINTY)
     patches = []
@@ -626,7 +616,9 @@ def write_back(
             list(pool.map(lambda p: client.update_task_data(*p), patches))
     patched = len(patches)
     client.ensure_view(state.project_id, VIEW_TITLE, view_definition())
-    return {"predictions": int(n_pred), "tasks_patched": patched}
+    log.info("write-back of %s to project %d: %d predictions (%d older removed), %d tasks patched, in %.2f s",
+             state.model_version, state.project_id, n_pred, removed, patched, time.perf_counter() - started)
+    return {"predictions": int(n_pred), "predictions_removed": int(removed), "tasks_patched": patched}
 
 
 def label_source_name(value: int) -> str:

@@ -417,11 +417,25 @@ def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_pa
     assert any(f"task {fake_ls.task_ids(pid)[5]}: second_judge_label left out" in w for w in state.warnings)
     assert app.test_client().get("/metrics").get_json()["projects"][str(pid)]["evidence_fields"] == [
         "second_judge_label"]
-    # Evidence flips: the reward model contradicts the AI label and the second judge disagrees with it.
+    # Before any answer the mistake model is its prior: too unsure to flip anything.
+    assert not (state.label_source == LabelSource.FLIPPED).any()
+    assert state.summary["mistake_model"]["answers"] == 0
+    # Two served batches answered: the answers show the second judge's disagreement marks the AI's mistakes, the
+    # model says so, and flips where it is sure.
+    client = app.test_client()
+    gold_by_task = {t: int(g) for t, g in zip(fake_ls.task_ids(pid), pairs.gold_label)}
+    for _ in range(2):
+        state = answer_and_retrain(client, backend, fake_ls, pid, served_queue(state), gold_by_task)
+    learned = state.summary["mistake_model"]
+    assert learned["answers"] >= 70 and "the second judge disagrees with the AI" in learned["explanation"]
+    weights = {w["signal"]: w for w in learned["weights"]}
+    assert weights["second_judge_disagrees"]["lower"] > 0
     flipped = state.label_source == LabelSource.FLIPPED
     assert flipped.sum() >= 5
     gold = pairs.gold_label  # the tasks were created, and are held, in the pairs' order
     assert (state.labels[flipped] == gold[flipped]).all()  # the second judge is always right here
+    metrics = client.get("/metrics").get_json()["projects"][str(pid)]
+    assert metrics["mistake_model"]["explanation"] == learned["explanation"]
     # Without the evidence in the task data, nothing is flipped (the reflection rule is off by default).
     plain = fake_ls.add_project(PAIRWISE, pair_data(400))
     setup_project(app.test_client(), plain)
@@ -482,7 +496,9 @@ def test_the_queue_holds_control_draws_at_the_configured_share_spread_through_it
     assert (state.drawn_by[order[~is_control]] == QUEUE).all()
     # Each draw is recorded: its iteration, its frame (the unlabeled pairs) and the mistake score then.
     assert (state.draw_round[order] == 1).all() and (state.draw_frame[order] == 400).all()
-    assert np.allclose(state.draw_score[order], -state.reward_gap[order] * state.ai_label[order])
+    # The mistake model's P(AI label wrong) at the draw: before any answer, its prior's.
+    assert ((state.draw_score[order] > 0) & (state.draw_score[order] < 1)).all()
+    assert state.draw_score[order[~is_control]].min() >= np.median(state.draw_score[order[is_control]]) - 1e-9
     assert (state.drawn_by[state.queue_rank < 0] == 0).all()
     draws = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]
     assert draws["control_served"] == 4 and draws["queue_served"] == 36 and draws["control_share"] == 0.1
@@ -493,8 +509,7 @@ def test_the_queue_holds_control_draws_at_the_configured_share_spread_through_it
 
 
 def test_a_control_draw_reaches_annotators_at_the_share_even_with_a_retrain_after_every_answer(tmp_path, fake_ls):
-    # The fixed share's pace: with adaptation the share would move with the answers.
-    app, client, backend, pid = train_project(tmp_path, fake_ls, control_share=0.1, adapt_control_share=False)
+    app, client, backend, pid = train_project(tmp_path, fake_ls, control_share=0.1)
     gold = gold_of(fake_ls, pid)
     heads = []
     for _ in range(20):
@@ -502,93 +517,6 @@ def test_a_control_draw_reaches_annotators_at_the_share_even_with_a_retrain_afte
         heads.append(int(backend.registry.get(pid).state.drawn_by[head]))
         answer_and_retrain(client, backend, fake_ls, pid, [head], gold)
     assert heads.count(CONTROL) == 2 and heads[4] == CONTROL and heads[14] == CONTROL
-
-
-def test_the_served_control_share_turns_to_random_draws_where_the_queue_finds_no_mistakes(tmp_path, fake_ls):
-    from rlthf_selector.estimates import answer_counts
-    from rlthf_selector.selection import adaptive_control_share
-
-    # Two sources only (the three-way share is the next test's).
-    app, client, backend, pid = train_project(tmp_path, fake_ls, 400, control_share=0.1, reversed_ranking=False)
-    draws = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]
-    assert draws["served_control_share"] == 0.1  # no answers yet: the queue is trusted first
-    warnings = client.get("/metrics").get_json()["projects"][str(pid)]["estimate_warnings"]
-    assert not any("goes to random pairs" in w for w in warnings)
-    # A judge whose queued labels humans always confirm, while a third of the random pairs are overturned.
-    for _ in range(2):
-        state = backend.registry.get(pid).state
-        order = served_queue(state)
-        overturn = (state.drawn_by[order] == CONTROL) & (np.arange(order.shape[0]) % 3 == 0)
-        answers = {int(state.task_ids[i]): int(state.ai_label[i]) * (-1 if o else 1) for i, o in zip(order, overturn)}
-        state = answer_and_retrain(client, backend, fake_ls, pid, order, answers)
-    counted = np.where(state.answered_in == state.drawn_by, state.drawn_by, 0)
-    counts = answer_counts(ai_label=state.ai_label, human_label=state.human_label, drawn_by=counted)
-    assert counts["queue"][0] == 0 and counts["control"][0] > 0 and counts["reversed"] == (0, 0)
-    # The share served after a retrain is computed from the answers before it (those are the counts above).
-    share = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]["served_control_share"]
-    assert share == pytest.approx(adaptive_control_share(*counts["queue"], *counts["control"], floor=0.1)) and share > 0.5
-    warnings = client.get("/metrics").get_json()["projects"][str(pid)]["estimate_warnings"]
-    assert any(f"so {100 * share:.0f}% of the human batch goes to random pairs" in w for w in warnings)
-    order = served_queue(state)
-    assert (state.drawn_by[order] == CONTROL).mean() > 0.5  # most of what annotators are served is random now
-
-
-def test_the_served_queue_turns_to_the_reversed_ranking_where_the_mistakes_are_the_pairs_the_model_agrees_with(
-        tmp_path, fake_ls):
-    from rlthf_selector.estimates import answer_counts
-    from rlthf_selector.selection import ranking_shares
-
-    app, client, backend, pid = train_project(tmp_path, fake_ls, 400, control_share=0.1)
-    state = backend.registry.get(pid).state
-    assert state.summary["draws"]["served_reversed_share"] == 0.0  # nothing answered: the queue first
-    assert (state.draw_ranking == 0).all()
-    # A judge the model copied: humans confirm every queued label, overturn a third of the random pairs and every
-    # pair served from the reversed ranking.
-    shares = []
-    for _ in range(3):
-        order = served_queue(state)
-        from_reversed = (state.drawn_by[order] == QUEUE) & (state.draw_ranking[order] == 1)
-        overturn = from_reversed | ((state.drawn_by[order] == CONTROL) & (np.arange(order.shape[0]) % 3 == 0))
-        answers = {int(state.task_ids[i]): int(state.ai_label[i]) * (-1 if o else 1) for i, o in zip(order, overturn)}
-        state = answer_and_retrain(client, backend, fake_ls, pid, order, answers)
-        shares.append(state.summary["draws"]["served_reversed_share"])
-    assert shares[0] > 0.5 and shares[-1] > 0.5
-    # The reversed draws are the unlabeled pairs the model agrees with most, outside the queue and the control.
-    order = served_queue(state)
-    from_reversed = (state.drawn_by[order] == QUEUE) & (state.draw_ranking[order] == 1)
-    assert from_reversed.mean() > 0.5
-    reversed_pairs = order[from_reversed]
-    unlabeled = np.flatnonzero((state.human_label == 0) & (state.queue_rank < 0))
-    assert state.oriented_gap[reversed_pairs].min() >= np.quantile(state.oriented_gap[unlabeled], 0.5)
-    # The share served is the three-way share of the answers before this retrain (recomputed from the records).
-    before = backend.registry.get(pid).state
-    counted = np.where(before.answered_in == before.drawn_by, before.drawn_by, 0)
-    counts = answer_counts(ai_label=before.ai_label, human_label=before.human_label, drawn_by=counted,
-                           served_reversed=before.draw_ranking == 1)
-    assert counts["reversed"][0] == counts["reversed"][1] > 0 and counts["queue"][0] == 0
-    metrics = client.get("/metrics").get_json()["projects"][str(pid)]
-    draws = metrics["draws"]
-    assert draws["reversed_answered"] == counts["reversed"][1] and draws["queue_answered"] == counts["queue"][1]
-    # The live estimates keep the queue's precision to the queue's own answers; the reversed ranking has its own.
-    assert metrics["estimates"]["queue_precision"]["n"] == counts["queue"][1]
-    assert metrics["estimates"]["reversed_precision"]["value"] == 1.0
-    assert metrics["estimates"]["reversed_precision"]["n"] == counts["reversed"][1]
-    assert any("the pairs the reward model agrees with most" in w for w in metrics["estimate_warnings"])
-    assert 0.0 <= draws["served_reversed_share"] <= 1.0 - draws["served_control_share"]
-    assert ranking_shares(*counts.values(), floor=0.1, rng=np.random.default_rng(0))["reversed"] > 0.5
-
-
-def test_the_reversed_ranking_stays_off_where_the_queue_wins(tmp_path, fake_ls):
-    app, client, backend, pid = train_project(tmp_path, fake_ls, 400, control_share=0.1)
-    state = backend.registry.get(pid).state
-    for _ in range(2):
-        order = served_queue(state)
-        # Humans overturn every queued label and no random one: the queue wins outright.
-        answers = {int(state.task_ids[i]): int(state.ai_label[i]) * (-1 if state.drawn_by[i] == QUEUE else 1)
-                   for i in order}
-        state = answer_and_retrain(client, backend, fake_ls, pid, order, answers)
-        assert state.summary["draws"]["served_reversed_share"] < 0.01
-        assert state.summary["draws"]["reversed_served"] == 0
 
 
 def test_serve_with_control_catches_up_a_backlog_and_keeps_waiting_draws_first():
@@ -616,19 +544,18 @@ def test_metrics_show_live_estimates_from_the_answered_control_draws(trained, fa
         state = answer_and_retrain(client, backend, fake_ls, pid, served_queue(backend.registry.get(pid).state), gold)
     answered_control = int(((state.drawn_by == CONTROL) & (state.human_label != 0)).sum())
     answered_targeted = (state.drawn_by == QUEUE) & (state.human_label != 0)
-    answered_queue = int((answered_targeted & (state.draw_ranking == 0)).sum())
-    answered_reversed = int((answered_targeted & (state.draw_ranking == 1)).sum())
-    assert answered_control >= 3 and answered_queue + answered_reversed >= 15
+    answered_queue = int(answered_targeted.sum())
+    assert answered_control >= 3 and answered_queue >= 15
     assert (state.answered_in[state.human_label != 0] == state.drawn_by[state.human_label != 0]).all()
     body = client.get("/metrics").get_json()["projects"][str(pid)]
     est = body["estimates"]
-    assert set(est) >= {"ai_accuracy", "control_overturn", "queue_precision", "queue_minus_control", "rm_auc",
+    assert set(est) >= {"ai_accuracy", "control_overturn", "queue_precision", "queue_minus_control", "mistake_auc",
                         "pool_accuracy"}
     acc = est["ai_accuracy"]
     assert acc["n"] == answered_control and acc["confidence"] == 0.9
     assert 0.0 <= acc["lower"] <= acc["value"] <= acc["upper"] <= 1.0
-    assert est["queue_precision"]["n"] == answered_queue and est["reversed_precision"]["n"] == answered_reversed
-    assert est["rm_auc"]["method"] == "hanley-mcneil"
+    assert est["queue_precision"]["n"] == answered_queue
+    assert est["mistake_auc"]["method"] == "hanley-mcneil"
     assert isinstance(body["estimate_warnings"], list) and all(isinstance(w, str) for w in body["estimate_warnings"])
     assert body["draws"]["control_answered"] == answered_control
 
@@ -655,21 +582,8 @@ def test_draw_records_survive_a_restart(trained, tmp_path, fake_ls):
     after = make_app(tmp_path, fake_ls).extensions["rlthf"].registry.get(pid).state
     from ml_backend.state import DRAW_RECORDS
 
-    assert "draw_ranking" in DRAW_RECORDS
     for name in DRAW_RECORDS:
         assert np.array_equal(getattr(after, name), getattr(before, name), equal_nan=True), name
-
-
-def test_a_state_file_from_before_the_reversed_ranking_loads_its_draws_as_the_queues(trained, tmp_path, fake_ls):
-    app, client, backend, pid = trained
-    before = backend.registry.get(pid).state
-    pdir = tmp_path / "models" / f"project-{pid}"
-    vdir = pdir / (pdir / "CURRENT").read_text().strip()
-    with np.load(vdir / "arrays.npz") as npz:
-        old = {k: npz[k] for k in npz.files if k != "draw_ranking"}
-    np.savez(vdir / "arrays.npz", **old)
-    state = make_app(tmp_path, fake_ls).extensions["rlthf"].registry.get(pid).state
-    assert (state.draw_ranking == 0).all() and np.array_equal(state.drawn_by, before.drawn_by)
 
 
 def test_a_state_file_from_before_control_draws_still_loads_and_trains(trained, tmp_path, fake_ls):
@@ -678,7 +592,7 @@ def test_a_state_file_from_before_control_draws_still_loads_and_trains(trained, 
     vdir = pdir / (pdir / "CURRENT").read_text().strip()
     with np.load(vdir / "arrays.npz") as npz:
         old = {k: npz[k] for k in npz.files if k not in ("drawn_by", "draw_round", "draw_frame", "draw_score",
-                                                          "label_round", "answered_in", "draw_ranking")}
+                                                          "label_round", "answered_in")}
     np.savez(vdir / "arrays.npz", **old)
     scalars = json.loads((vdir / "state.json").read_text())
     for key in ("estimates", "estimate_warnings", "estimate_confidence", "draws"):
@@ -913,11 +827,11 @@ def test_fuzz_webhook_from_the_openapi_schema(fuzz_client, body):
 
 
 def test_backend_config_from_env_reads_yes_and_no_and_names_a_bad_value():
-    env = {"RLTHF_ADAPT_CONTROL_SHARE": "off", "RLTHF_WRITEBACK": " Yes ", "RLTHF_CONTROL_SHARE": "0.25"}
+    env = {"RLTHF_WRITE_REGIONS": "off", "RLTHF_WRITEBACK": " Yes ", "RLTHF_CONTROL_SHARE": "0.25"}
     config = BackendConfig.from_env(env, model_dir="elsewhere")
-    assert (config.adapt_control_share, config.writeback, config.control_share) == (False, True, 0.25)
+    assert (config.write_regions, config.writeback, config.control_share) == (False, True, 0.25)
     assert config.model_dir == "elsewhere"  # overrides win over the environment
-    with pytest.raises(ValueError, match=r"RLTHF_ADAPT_CONTROL_SHARE='maybe' is not a valid bool \(1, true"):
-        BackendConfig.from_env({"RLTHF_ADAPT_CONTROL_SHARE": "maybe"})
+    with pytest.raises(ValueError, match=r"RLTHF_WRITEBACK='maybe' is not a valid bool \(1, true"):
+        BackendConfig.from_env({"RLTHF_WRITEBACK": "maybe"})
     with pytest.raises(ValueError, match=r"RLTHF_CONTROL_SHARE='a tenth' is not a valid float"):
         BackendConfig.from_env({"RLTHF_CONTROL_SHARE": "a tenth"})
