@@ -297,7 +297,8 @@ class MistakeModel:
     confidence : float
         One-sided level of :meth:`predict`'s lower bound.
     prior_sd : float
-        The prior's width the answers chose from :data:`PRIOR_SD_GRID` (the largest Laplace evidence).
+        The prior's width the answers favour: the geometric mean over :data:`PRIOR_SD_GRID`, weighted by each width's
+        Laplace evidence.
     """
 
     names: list[str]
@@ -422,14 +423,18 @@ def fit_mistake_model(design: Design, *, answered: np.ndarray, wrong: np.ndarray
     prior_sd = PRIOR_SD_GRID[len(PRIOR_SD_GRID) // 2]
     coef, cov = prior_mean.copy(), np.diag(1.0 / precision(prior_sd))
     if x.shape[0]:
-        # Empirical Bayes: the prior's width is the one on the grid whose Laplace evidence explains the answers
-        # best. Answers that agree with the prior keep it tight; answers that contradict it (a judge whose bias the
-        # reward model copied) widen it, so they win.
-        best = -np.inf
-        for sd in PRIOR_SD_GRID:
-            c, v, evidence = fit_logistic_map(x, y, prior_mean=prior_mean, prior_precision=precision(sd))
-            if evidence > best:
-                best, coef, cov, prior_sd = evidence, c, v, sd
+        # The prior's width is not fixed: each width on the grid is weighted by how well it explains the answers
+        # (its Laplace evidence; a flat prior over the grid) and the posteriors are merged into one Gaussian with the
+        # mixture's mean and covariance. Answers that agree with the prior keep it tight; answers that contradict it
+        # (a judge whose bias the reward model copied) widen it, so they win; while the answers cannot tell, the
+        # covariance keeps that doubt, and no flip rests on a width the answers have not chosen.
+        fits = [fit_logistic_map(x, y, prior_mean=prior_mean, prior_precision=precision(sd)) for sd in PRIOR_SD_GRID]
+        log_evidence = np.array([f[2] for f in fits])
+        weight = np.exp(log_evidence - log_evidence.max())
+        weight /= weight.sum()
+        coef = np.sum([w * f[0] for w, f in zip(weight, fits)], axis=0)
+        cov = np.sum([w * (f[1] + np.outer(f[0] - coef, f[0] - coef)) for w, f in zip(weight, fits)], axis=0)
+        prior_sd = float(np.exp(np.sum(weight * np.log(PRIOR_SD_GRID))))
     return MistakeModel(names=list(design.names), descriptions=list(design.descriptions), coef=coef, covariance=cov,
                         prior_mean=prior_mean, n_answers=int(answered.sum()), n_mistakes=int((y != 0).sum()),
                         confidence=config.flip_confidence, prior_sd=prior_sd)
