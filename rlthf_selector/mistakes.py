@@ -340,8 +340,8 @@ class MistakeModel:
     def explain(self, *, confidence: float = 0.9) -> str:
         """What the model learned, in plain words: which signals mark the AI's mistakes on this data.
 
-        A signal *marks* mistakes when its whole interval lies above 0, *marks right labels* when below 0; the rest
-        are undecided. The sentence names the prior when no answer has been seen.
+        A signal is a sign of the AI's mistakes when its weight's whole interval lies above 0, of a right label when it
+        lies below 0; the rest are not yet clear. Before any answer it names what the prior leans on.
         """
         rows = [r for r in self.weights(confidence=confidence) if not r["signal"].endswith(":missing")]
         if self.n_answers == 0:
@@ -350,18 +350,18 @@ class MistakeModel:
         marks = [r for r in rows if r["lower"] > 0]
         against = [r for r in rows if r["upper"] < 0]
         unclear = [r for r in rows if r["lower"] <= 0 <= r["upper"] and r["prior"] > 0]
-        parts = []
+        parts = [f"From {self.n_answers} human answers ({self.n_mistakes} overturned the AI)."]
         if marks:
-            parts.append("the AI's mistakes are marked by " + _phrase(
-                [f"{r['description']} ({_strength(r['weight'])})" for r in marks]))
+            parts.append("Signs of the AI's mistakes on this data: " + "; ".join(
+                f"{r['description']} (odds {_odds(r['weight'])} per s.d.)" for r in marks) + ".")
         if against:
-            parts.append("its right labels by " + _phrase([r["description"] for r in against]))
+            parts.append("Signs of a right AI label: " + "; ".join(
+                f"{r['description']} (odds {_odds(r['weight'])} per s.d.)" for r in against) + ".")
         if unclear:
-            parts.append("not yet clear: " + _phrase([r["description"] for r in unclear[:3]]))
-        if not parts:
-            parts.append("no signal marks the AI's mistakes clearly yet")
-        head = f"From {self.n_answers} human answers ({self.n_mistakes} overturned the AI): "
-        return head + "; ".join(parts) + "."
+            parts.append("Not yet clear: " + "; ".join(r["description"] for r in unclear[:3]) + ".")
+        if not marks and not against:
+            parts.append("No signal marks the AI's mistakes clearly yet.")
+        return " ".join(parts)
 
     def to_dict(self, *, confidence: float = 0.9) -> dict[str, Any]:
         return {"answers": self.n_answers, "mistakes": self.n_mistakes, "intercept": float(self.coef[0]),
@@ -369,9 +369,9 @@ class MistakeModel:
                 "weights": self.weights(confidence=confidence), "explanation": self.explain(confidence=confidence)}
 
 
-def _strength(weight: float) -> str:
-    odds = float(np.exp(abs(weight)))
-    return f"x{odds:.1f} odds per s.d."
+def _odds(weight: float) -> str:
+    """A log-odds weight as an odds factor: x2.4, or /2.4 for a weight below 0."""
+    return ("x" if weight >= 0 else "/") + f"{float(np.exp(abs(weight))):.1f}"
 
 
 def _phrase(items: Sequence[str]) -> str:

@@ -218,7 +218,8 @@ def mistake_weights_markdown(weights: Sequence[dict]) -> str:
     """The mistake model's weights (:meth:`rlthf_selector.mistakes.MistakeModel.weights`) as a markdown table."""
     lines = ["| signal | weight (log-odds per s.d.) [90% interval] | prior |", "| --- | --- | --- |"]
     for w in weights:
-        lines.append(f"| {w['description']} | {w['weight']:+.2f} [{w['lower']:+.2f}, {w['upper']:+.2f}] | "
+        description = w["description"].replace("|", "\\|")  # |gap| must not end the cell
+        lines.append(f"| {description} | {w['weight']:+.2f} [{w['lower']:+.2f}, {w['upper']:+.2f}] | "
                      f"{w['prior']:+.2f} |")
     return "\n".join(lines)
 

@@ -117,14 +117,14 @@ def test_answers_that_contradict_the_prior_turn_its_weight_round_and_the_model_s
     weight = model.weights()[0]
     assert weight["prior"] == 0.8 and weight["upper"] < 0 and weight["weight"] < -0.7
     assert model.prior_sd >= 0.9  # the evidence widened the prior so the answers could win
-    assert "its right labels by the signal" in model.explain()
+    assert "Signs of a right AI label: the signal (odds /" in model.explain()
 
 
 def test_answers_that_agree_with_the_prior_keep_it_tight():
     design, wrong = _one_signal_answers(0.8, 300, seed=1)
     model = fit_mistake_model(design, answered=np.ones(300, bool), wrong=wrong)
     assert model.prior_sd <= 0.3 and PRIOR_SD_GRID[0] <= model.prior_sd
-    assert "the AI's mistakes are marked by the signal" in model.explain()
+    assert "Signs of the AI's mistakes on this data: the signal (odds x" in model.explain()
 
 
 def test_the_lower_bound_follows_the_flip_confidence():
