@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -54,6 +55,12 @@ def add_backend_parsers(subparsers: Any) -> None:
                        help="labeling config variant ('chat' shows each prompt's messages as a dialogue)")
     setup.add_argument("--basic-auth-user", default=os.environ.get("BASIC_AUTH_USER", ""),
                        help="the backend's basic-auth user (default: $BASIC_AUTH_USER); the password is $BASIC_AUTH_PASS")
+    setup.add_argument("--show-prelabels", action="store_true", default=None,
+                       help="turn Label Studio's 'Use predictions to prelabel tasks' on in a project it creates "
+                            "(default: $RLTHF_SHOW_PRELABELS, else off: annotators judge blind; see docs/backend.md)")
+    setup.add_argument("--no-backend-check", dest="backend_check", action="store_false",
+                       help="do not ask the backend's /health from here before creating anything (for a --backend-url "
+                            "only Label Studio can reach, such as a docker-compose service name)")
     setup.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     setup.set_defaults(func=run_label_studio_setup)
 
@@ -66,6 +73,15 @@ def add_backend_parsers(subparsers: Any) -> None:
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="file format")
     export.set_defaults(func=run_export)
+
+
+def _env_flag(name: str) -> bool:
+    """A yes/no environment variable read as :class:`~rlthf_selector.config.BackendConfig` reads its fields
+    (a ValueError names a value that is neither)."""
+    from rlthf_selector.config import BackendConfig
+
+    by_env = {f.metadata.get("env"): f.name for f in fields(BackendConfig)}
+    return bool(getattr(BackendConfig.from_env({name: os.environ.get(name, "")}), by_env[name]))
 
 
 def _add_ls_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +162,46 @@ def _check_dialogues(pairs: Any) -> None:
                 + "; import conversational pairs (TRL's format, or prompt_messages in the JSONL) or use --config pairwise")
 
 
+PROJECT_DESCRIPTION = (
+    "RLTHF: AI prelabels, automatic flips and a prioritised human queue (the tab 'RLTHF: needs human'). "
+    "Each submitted annotation reaches the RLTHF backend through this project's webhook, which retrains it in the "
+    "background and re-orders the queue, so 'Start model training on annotation submission' (Settings > Model) stays "
+    "off. The tasks in the queue show no pre-selected answer: annotators judge blind."
+)
+
+
+class SetupError(RuntimeError):
+    """``rlthf label-studio setup`` could not finish; what it had created is rolled back (the message says so)."""
+
+
+def check_backend(backend_url: str, *, basic_auth_user: str = "", basic_auth_pass: str = "", timeout: float = 5.0) -> None:
+    """Make sure the ML backend answers ``/health`` at ``backend_url`` before anything is created in Label Studio.
+
+    Raises
+    ------
+    SetupError
+        Naming the URL and what went wrong (no answer, or an answer that is not an RLTHF backend's).
+    """
+    import httpx
+
+    url = backend_url.rstrip("/") + "/health"
+    auth = (basic_auth_user, basic_auth_pass) if basic_auth_user else None
+    try:
+        response = httpx.get(url, timeout=timeout, auth=auth)
+    except httpx.HTTPError as exc:
+        raise SetupError(f"the ML backend at {backend_url} does not answer ({type(exc).__name__}: {exc}); start it "
+                         f"(rlthf serve) or correct --backend-url (pass --no-backend-check when only Label Studio "
+                         f"can reach it). Nothing was created in Label Studio.") from None
+    body = None
+    try:
+        body = response.json()
+    except ValueError:
+        pass
+    if response.status_code != 200 or not isinstance(body, dict) or body.get("status") != "UP":
+        raise SetupError(f"{url} answered HTTP {response.status_code} {response.text[:200]!r}, not an ML backend's "
+                         f"health; check --backend-url. Nothing was created in Label Studio.")
+
+
 def setup_project(
     client: Any,
     pairs: Any,
@@ -156,8 +212,23 @@ def setup_project(
     basic_auth_user: str = "",
     basic_auth_pass: str = "",
     model_version: str = "rlthf-0",
+    show_prelabels: bool = False,
+    backend_check: bool = True,
 ) -> dict[str, Any]:
     """Create or reuse a project, import the pairs not yet in it, connect the backend.
+
+    Nothing is created before the pairs fit the config and the backend answers (``backend_check``). When a later
+    step fails, what this call created is removed again (the project it created, or the tasks it imported into a
+    reused one) and :class:`SetupError` says what failed and what was rolled back.
+
+    Parameters
+    ----------
+    show_prelabels : bool
+        For a project it creates: Label Studio's "Use predictions to prelabel tasks". Off (the default), the
+        labeling stream opens every task with nothing selected; the backend's own switch is
+        ``BackendConfig.show_prelabels``.
+    backend_check : bool
+        Ask the backend's ``/health`` from here first (off where only Label Studio can reach the backend's URL).
 
     Returns
     -------
@@ -166,30 +237,56 @@ def setup_project(
     """
     from label_config import load_label_config, parse_label_config
 
+    from ml_backend.label_studio_client import LabelStudioError
+
     project = client.find_project(title)
     created = project is None
     if created and "prompt_messages" in parse_label_config(load_label_config(config)).data_fields:
         _check_dialogues(pairs)  # before an empty project is left behind
+    if backend_check:
+        check_backend(backend_url, basic_auth_user=basic_auth_user, basic_auth_pass=basic_auth_pass)
     if created:
-        project = client.create_project(title, load_label_config(config), description="RLTHF: AI prelabels, automatic flips and a prioritised human queue")
+        project = client.create_project(title, load_label_config(config), description=PROJECT_DESCRIPTION,
+                                        show_predictions=show_prelabels)
     pid = int(project["id"])
-    control = parse_label_config(project.get("label_config") or client.get_project(pid)["label_config"])
-    existing = set()
-    if not created:
-        existing = {str((t.get("data") or {}).get("pair_id")) for t in client.list_tasks(pid)}
-    records = [t for t in task_records(pairs, control=control, model_version=model_version) if t["data"]["pair_id"] not in existing]
-    imported = 0
-    for start in range(0, len(records), 1000):
-        imported += len(client.import_tasks(pid, records[start : start + 1000]))
-    backend = client.connect_ml_backend(pid, backend_url, title="RLTHF", basic_auth_user=basic_auth_user, basic_auth_pass=basic_auth_pass)
-    if basic_auth_user:
-        # The webhook Label Studio created with the connection carries no credentials: add them.
-        token = base64.b64encode(f"{basic_auth_user}:{basic_auth_pass}".encode()).decode()
-        client.ensure_webhook(pid, backend_url.rstrip("/") + "/webhook", headers={"Authorization": f"Basic {token}"})
+    imported_ids: list[int] = []
+    try:
+        control = parse_label_config(project.get("label_config") or client.get_project(pid)["label_config"])
+        existing = set()
+        if not created:
+            existing = {str((t.get("data") or {}).get("pair_id")) for t in client.list_tasks(pid)}
+        records = [t for t in task_records(pairs, control=control, model_version=model_version)
+                   if t["data"]["pair_id"] not in existing]
+        for start in range(0, len(records), 1000):
+            imported_ids.extend(client.import_tasks(pid, records[start : start + 1000]))
+        backend = client.connect_ml_backend(pid, backend_url, title="RLTHF", basic_auth_user=basic_auth_user,
+                                            basic_auth_pass=basic_auth_pass)
+        if basic_auth_user:
+            # The webhook Label Studio created with the connection carries no credentials: add them.
+            token = base64.b64encode(f"{basic_auth_user}:{basic_auth_pass}".encode()).decode()
+            client.ensure_webhook(pid, backend_url.rstrip("/") + "/webhook", headers={"Authorization": f"Basic {token}"})
+    except (LabelStudioError, ValueError) as exc:
+        raise SetupError(f"{exc}; {_roll_back(client, pid, created=created, imported=imported_ids)}") from exc
     return {
-        "project_id": pid, "created": created, "imported": imported, "already_there": len(pairs) - len(records),
+        "project_id": pid, "created": created, "imported": len(imported_ids), "already_there": len(pairs) - len(records),
         "ml_backend_id": backend.get("id"),
     }
+
+
+def _roll_back(client: Any, project_id: int, *, created: bool, imported: Sequence[int]) -> str:
+    """Remove what a failed setup created; a sentence saying what was removed (or what could not be)."""
+    from ml_backend.label_studio_client import LabelStudioError
+
+    try:
+        if created:
+            client.delete_project(project_id)
+            return f"project {project_id}, created by this run, was deleted again"
+        if imported:
+            client.delete_tasks(project_id, imported)
+            return f"the {len(imported)} tasks this run imported into project {project_id} were deleted again"
+    except LabelStudioError as exc:
+        return f"rolling back failed too ({exc}): delete project {project_id} or its new tasks by hand"
+    return f"project {project_id} is as it was"
 
 
 def run_label_studio_setup(args: argparse.Namespace) -> int:
@@ -203,8 +300,10 @@ def run_label_studio_setup(args: argparse.Namespace) -> int:
         outcome = setup_project(
             client, pairs, backend_url=args.backend_url, title=args.title, config=args.config,
             basic_auth_user=args.basic_auth_user, basic_auth_pass=os.environ.get("BASIC_AUTH_PASS", ""),
+            show_prelabels=_env_flag("RLTHF_SHOW_PRELABELS") if args.show_prelabels is None else args.show_prelabels,
+            backend_check=args.backend_check,
         )
-    except LabelStudioError as exc:
+    except (LabelStudioError, SetupError) as exc:
         print(f"rlthf label-studio setup: error: {exc}", file=sys.stderr)
         return 1
     url = client.url
@@ -213,15 +312,48 @@ def run_label_studio_setup(args: argparse.Namespace) -> int:
         print(json.dumps(outcome))
         return 0
     pid = outcome["project_id"]
-    print(f"project {pid} ({'created' if outcome['created'] else 'reused'}): {outcome['imported']} pairs imported"
-          f"{', ' + str(outcome['already_there']) + ' already there' if outcome['already_there'] else ''}; "
-          f"ML backend {args.backend_url} connected (id {outcome['ml_backend_id']})")
+    if outcome["created"]:
+        what = f"created project {pid}: {outcome['imported']} pairs imported"
+    else:
+        what = f"reused project {pid} (title {args.title!r}): {outcome['imported']} new pairs imported"
+    if outcome["already_there"]:
+        what += f", {outcome['already_there']} already there"
+    print(f"{what}; ML backend {args.backend_url} connected (id {outcome['ml_backend_id']})")
     print(f"open {outcome['data_manager_url']} and click 'Label All Tasks': annotators get the human queue first, most valuable first")
     print("the tab 'RLTHF: needs human' lists that queue after the backend's first training (seconds)")
     return 0
 
 
 # ---------------------------------------------------------------------- export
+def saw_prelabel(annotation: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether Label Studio records that an annotation began from a pre-annotation holding an answer.
+
+    Label Studio keeps two traces: ``parent_prediction``, the prediction the annotation was created from (it opens
+    the task with that prediction's result pre-selected), and an ``origin`` of ``prediction`` or
+    ``prediction-changed`` on result items taken over from one. A parent prediction without a result (the backend's
+    blind predictions for queued tasks) pre-selected nothing, so it does not count.
+    """
+    if any(isinstance(item, Mapping) and str(item.get("origin", "")).startswith("prediction")
+           for item in annotation.get("result") or []):
+        return True
+    parent = annotation.get("parent_prediction")
+    if parent is None:
+        return False
+    for prediction in predictions:
+        if prediction.get("id") == parent:
+            return bool(prediction.get("result"))
+    # Label Studio clears parent_prediction when it deletes the prediction, so an id it still holds is there;
+    # a task listing without it cannot tell what was shown: count it as seen rather than claim a blind label.
+    return True
+
+
+def order_shown(control: Any) -> list[str]:
+    """The responses in the order the labeling screen shows them (``"a"``, ``"b"``), from the config's data fields."""
+    fields = [f for f in control.data_fields if f in ("response_a", "response_b")]
+    order = [f[-1] for f in dict.fromkeys(fields)]
+    return order if len(order) == 2 else ["a", "b"]
+
+
 def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, model_version: str) -> dict[str, Any]:
     """Pairs and their final labels from a Label Studio export.
 
@@ -231,22 +363,28 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
     (:data:`~rlthf_selector.pairs.MESSAGE_FIELDS`, as ``rlthf label-studio setup`` writes it) keeps it in
     ``pairs.extra``, so the export is conversational where the input was; a malformed one is left out with a warning.
 
+    Each human label also gets a record in ``human_labels``: the pair and task, the label, the annotations it
+    comes from, the order the screen showed the responses in, and ``blind``: no annotation behind it began from a
+    pre-annotation holding an answer (:func:`saw_prelabel`).
+
     Returns
     -------
     dict
         ``pairs`` (PreferencePairs), ``labels`` (int8, shape (n,)), ``label_source`` (int8, shape (n,)),
-        ``skipped`` (Counter of reasons for tasks left out).
+        ``skipped`` (Counter of reasons for tasks left out), ``human_labels`` (list of dict), ``warnings``.
     """
     import numpy as np
 
     from label_config import ResultError, parse_label_config, task_data_problems
     from rlthf_selector.loaders import messages_problem
-    from rlthf_selector.pairs import MESSAGE_FIELDS, LabelSource, PreferencePairs, parse_label
+    from rlthf_selector.pairs import MESSAGE_FIELDS, LabelSource, PreferencePairs, format_label, parse_label
 
+    from ml_backend.label_studio_client import annotation_is_usable
     from ml_backend.training import human_label_of
 
     control = parse_label_config(label_config)
-    rows, skipped, warnings = [], Counter(), []
+    shown = order_shown(control)
+    rows, skipped, warnings, human_labels = [], Counter(), [], []
     for task in sorted(tasks, key=lambda t: int(t["id"])):
         data = task.get("data") or {}
         if task_data_problems(data):
@@ -257,6 +395,12 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
         label, source = 0, LabelSource.NONE
         if human:
             label, source = human, LabelSource.HUMAN
+            behind = [a for a in task.get("annotations") or [] if isinstance(a, Mapping) and annotation_is_usable(a)]
+            human_labels.append({
+                "id": str(data.get("pair_id", task["id"])), "task_id": int(task["id"]), "label": format_label(human),
+                "blind": not any(saw_prelabel(a, task.get("predictions") or []) for a in behind),
+                "annotation_ids": [a.get("id") for a in behind], "order_shown": shown,
+            })
         else:
             preds = [p for p in task.get("predictions") or [] if p.get("model_version") == model_version]
             machine = 0
@@ -298,11 +442,13 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
         "label_source": np.asarray([r[5] for r in rows], dtype=np.int8),
         "skipped": skipped,
         "warnings": warnings,
+        "human_labels": human_labels,
     }
 
 
 def export_project(client: Any, project_id: int, out_dir: str | os.PathLike, *, fmt: str = "jsonl") -> dict[str, Any]:
-    """Write ``out_dir/preferences.<fmt>`` (TRL: prompt, chosen, rejected, label_source, id) and a summary."""
+    """Write ``out_dir/preferences.<fmt>`` (TRL: prompt, chosen, rejected, label_source, id), ``human_labels.jsonl``
+    (one record per human label: whether it was given blind, the order shown) and a summary."""
     from rlthf_selector.export import write_trl
     from rlthf_selector.pairs import LabelSource, has_conversation
 
@@ -317,8 +463,14 @@ def export_project(client: Any, project_id: int, out_dir: str | os.PathLike, *, 
     if 0 < with_conversation < len(got["pairs"]):
         got["warnings"].append(f"{with_conversation} of {len(got['pairs'])} pairs carry a conversation and the rest "
                                f"plain text: all are written as text (TRL takes one format per data set)")
+    human_path = out / "human_labels.jsonl"
+    tmp = human_path.with_name(human_path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in got["human_labels"]), encoding="utf-8")
+    os.replace(tmp, human_path)
+    blind = sum(r["blind"] for r in got["human_labels"])
     summary = {
         "project_id": int(project_id), "model_version": project.get("model_version") or None, "path": str(path),
+        "human_labels": {"path": str(human_path), "blind": blind, "saw_prelabel": len(got["human_labels"]) - blind},
         "rows": int(len(got["pairs"])), "format": "conversational" if conversational else "text",
         "label_sources": {s.label: int((got["label_source"] == s).sum()) for s in LabelSource if (got["label_source"] == s).any()},
         "skipped_tasks": dict(got["skipped"]), "warnings": got["warnings"],

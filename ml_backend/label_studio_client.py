@@ -62,6 +62,29 @@ def _short(body: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _error_text(body: Any) -> str:
+    """What an error answer of Label Studio says, whole: its validation messages or ``detail`` (links as
+    "text (url)"); other bodies cut at 2,000 characters."""
+    import re
+
+    if isinstance(body, Mapping):
+        errors = body.get("validation_errors")
+        messages: list[str] = []
+        if isinstance(errors, Mapping):
+            for field_name, value in errors.items():
+                for message in value if isinstance(value, list) else [value]:
+                    prefix = "" if field_name == "non_field_errors" else f"{field_name}: "
+                    messages.append(prefix + str(message))
+        elif body.get("detail"):
+            messages.append(str(body["detail"]))
+        if messages:
+            text = " ".join(messages)
+            if isinstance(errors, Mapping) and body.get("detail"):
+                text = f"{body['detail']}: {text}"
+            return re.sub(r'<a href="([^"]*)">([^<]*)</a>', r"\2 (\1)", text)
+    return _short(body, 2000)
+
+
 class LabelStudioClient:
     """A Label Studio server reached with an API token (legacy token or personal access token).
 
@@ -118,7 +141,7 @@ class LabelStudioClient:
                 out = fn()
             except ApiError as exc:
                 status = exc.status_code or 0
-                message = f"Label Studio {what} failed: HTTP {status}: {_short(exc.body)}"
+                message = f"Label Studio {what} failed: HTTP {status}: {_error_text(exc.body)}"
                 if status == 429 or status >= 500:
                     error: LabelStudioError = LabelStudioUnavailable(message, status_code=status)
                 else:
@@ -207,9 +230,14 @@ class LabelStudioClient:
                 return project
         return None
 
-    def create_project(self, title: str, label_config: str, *, description: str = "") -> dict[str, Any]:
+    def create_project(
+        self, title: str, label_config: str, *, description: str = "", show_predictions: bool = True
+    ) -> dict[str, Any]:
+        """Create a project. ``show_predictions`` is Label Studio's "Use predictions to prelabel tasks"
+        (``show_collab_predictions``): off, the labeling stream opens every task with no answer selected."""
         return _to_dict(self._call("create project", lambda: self._sdk.projects.create(
-            title=title, label_config=label_config, description=description, request_options={"max_retries": 0})))
+            title=title, label_config=label_config, description=description, show_collab_predictions=show_predictions,
+            request_options={"max_retries": 0})))
 
     def update_project(self, project_id: int, **fields: Any) -> dict[str, Any]:
         """PATCH project fields (``model_version``, ``sampling``, ...)."""
@@ -267,6 +295,33 @@ class LabelStudioClient:
             body = self._raw("POST", f"api/projects/{int(project_id)}/import/predictions", json=chunk)
             total += int(body.get("created", len(chunk))) if isinstance(body, dict) else len(chunk)
         return total
+
+    def delete_tasks(self, project_id: int, task_ids: Sequence[int]) -> int:
+        """Delete these tasks of the project (their annotations and predictions with them); the count deleted."""
+        body = self._raw(
+            "POST", "api/dm/actions", params={"id": "delete_tasks", "project": int(project_id)},
+            json={"selectedItems": {"all": False, "included": [int(t) for t in task_ids]}},
+        )
+        return int(body.get("processed_items", len(task_ids))) if isinstance(body, dict) else len(task_ids)
+
+    def delete_unlabeled_task_predictions(self, project_id: int) -> int:
+        """Delete every prediction of the project's tasks that have no submitted annotation; the count deleted.
+
+        The Data Manager action ``delete_tasks_predictions`` over the tasks with ``total_annotations == 0``, chosen
+        by Label Studio at the moment of the call. Predictions of annotated tasks are kept: an annotation's
+        ``parent_prediction`` (the pre-annotation it started from) would be cleared with them.
+        """
+        body = self._raw(
+            "POST", "api/dm/actions", params={"id": "delete_tasks_predictions", "project": int(project_id)},
+            json={"filters": {"conjunction": "and", "items": [
+                {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0}]},
+                  "selectedItems": {"all": True, "excluded": []}},
+        )
+        return int(body.get("processed_items", 0)) if isinstance(body, dict) else 0
+
+    def prediction_counts(self, project_id: int) -> dict[str, int]:
+        """The number of predictions per model version in the project."""
+        return {str(k): int(v) for k, v in (self._raw("GET", f"api/projects/{int(project_id)}/model-versions/") or {}).items()}
 
     def create_annotation(self, task_id: int, result: list[dict[str, Any]], *, was_cancelled: bool = False) -> dict[str, Any]:
         """Submit an annotation as the token's user would from the labeling stream."""

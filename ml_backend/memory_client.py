@@ -82,6 +82,18 @@ class InMemoryLabelStudio:
             self.predictions.extend(copy.deepcopy(predictions))
         return len(predictions)
 
+    def delete_unlabeled_task_predictions(self, pid: int) -> int:
+        """Drop the predictions of the project's tasks without a submitted annotation, as Label Studio's Data Manager
+        action over ``total_annotations == 0`` does; the count dropped."""
+        self._check("delete_unlabeled_task_predictions", pid)
+        with self.lock:
+            unlabeled = {t for t, v in self.tasks.items() if v["project"] == pid
+                         and not any(not a.get("was_cancelled") for a in v["annotations"])}
+            kept = [p for p in self.predictions if p["task"] not in unlabeled]
+            dropped = len(self.predictions) - len(kept)
+            self.predictions = kept
+        return dropped
+
     def update_project(self, pid: int, **fields: Any) -> dict[str, Any]:
         self._check("update_project", fields)
         self.projects[pid].update(fields)

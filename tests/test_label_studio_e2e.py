@@ -139,7 +139,8 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
             pos = state.position(tid)
             assert state.human_label[pos] == choice and state.labels[pos] == choice
         tasks = client.list_tasks(pid)
-        assert all(any(p["model_version"] == "rlthf-2" for p in t["predictions"]) for t in tasks)
+        for t in tasks:  # one prediction per task: the current one, or for a labelled task the one it was labelled under
+            assert [p["model_version"] for p in t["predictions"]] == ["rlthf-1" if t["id"] in human_choice else "rlthf-2"]
         queue2 = sorted((t["data"]["rlthf_priority"], t["id"]) for t in tasks if "rlthf_priority" in t["data"])
         assert not set(human_choice) & {q[1] for q in queue2}  # a labelled pair is never asked again
         annotations_before = {t["id"]: t["annotations"] for t in tasks if t["annotations"]}
