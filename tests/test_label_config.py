@@ -44,6 +44,29 @@ def test_chat_shows_the_prompt_messages_as_a_dialogue():
         "$prompt_messages", "dialogue", "role", "content")  # the keys of TRL's messages
 
 
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_the_responses_stand_side_by_side_headed_each_scrolling_with_instructions_above(name):
+    root = ET.fromstring(load_label_config(name))
+    parent = {child: node for node in root.iter() for child in node}
+    boxes = {}
+    for text in root.iter("Text"):
+        if text.get("value") in ("$response_a", "$response_b"):
+            box = parent[text]  # its own scrolling box ...
+            assert "overflow-y: auto" in box.get("style", "") and "max-height" in box.get("style", "")
+            column = parent[box]  # ... under a header naming it, in one of two columns of a flex row
+            (header,) = [el for el in column if el.tag == "Header"]
+            boxes[text.get("value")[-1]] = (header.get("value"), parent[column])
+    (heading_a, row_a), (heading_b, row_b) = boxes["a"], boxes["b"]
+    assert heading_a.endswith(" A") and heading_b.endswith(" B") and row_a is row_b
+    assert "display: flex" in row_a.get("style", "")
+    columns = [el for el in row_a if el.tag == "View"]
+    assert [c.find("Header").get("value")[-1] for c in columns] == ["A", "B"]  # A left, as the data gives it
+    instructions = root.find("View/Header[@size='6']")
+    assert instructions is not None and "Ctrl+Enter" in instructions.get("value") and "Skip" in instructions.get("value")
+    if KIND[name] == "choices":
+        assert {c.get("value"): c.get("hotkey") for c in root.iter("Choice")} == {"A": "1", "B": "2"}
+
+
 def test_pairwise_result_shape_and_round_trip():
     control = parse_label_config(load_label_config("pairwise"))
     assert control.result(1) == [{"from_name": "preference", "to_name": "response_a", "type": "pairwise", "value": {"selected": "left"}}]
