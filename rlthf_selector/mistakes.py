@@ -312,7 +312,8 @@ class MistakeModel:
     prior_sd: float
 
     def predict(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """P(AI label wrong) and its lower confidence bound for each row of ``matrix`` (shape (n, d)).
+        """P(AI label wrong) and its lower confidence bound for each row of ``matrix`` (shape (n, d)); the bound is
+        0 before any answer, so the prior alone flips nothing.
 
         Returns
         -------
@@ -322,6 +323,8 @@ class MistakeModel:
 
         x = _with_intercept(matrix)
         logit = x @ self.coef
+        if self.n_answers == 0:  # the prior alone never flips a label: a flip needs answers behind it
+            return _sigmoid(logit), np.zeros(x.shape[0])
         sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, self.covariance, x), 0.0))
         z = float(norm.ppf(self.confidence))
         return _sigmoid(logit), _sigmoid(logit - z * sd)
