@@ -118,3 +118,65 @@ def test_trl_human_preference_data_is_simulated_with_a_judge(tmp_path):
                "--strategies", "ai-only,random,rlthf", "--budgets", "0.1", "--seeds", "0", "--out", str(out),
                "--iterations", "1", "--out-of-fold", "0"])
     assert rc == 0 and json.loads((out / "simulate.json").read_text())["dataset"].startswith("trl:")
+
+
+def _pool_with_a_second_judge(n=300, seed=5):
+    pairs = make_synthetic_pairs(n, seed=seed)
+    # A second judge that is right on 90% of pairs: its disagreement marks most of the AI's mistakes.
+    flip = np.random.default_rng(seed).random(n) < 0.1
+    second = np.where(flip, -pairs.gold_label, pairs.gold_label).astype(np.int8)
+    return pairs.replace(extra={"second_judge_label": second})
+
+
+def test_the_rivals_evidence_only_and_length_ask_what_they_say():
+    from rlthf_selector.config import BradleyTerryConfig, CurveConfig, FeaturizerConfig, LoopConfig, SelectionConfig
+    from rlthf_selector.evidence import judge_doubt
+    from rlthf_selector.simulate import Simulation, SimulationData, _chose_shorter_score
+
+    pool = _pool_with_a_second_judge()
+    sim = Simulation(SimulationData(pool, "synthetic", "test"), featurizer_config=FeaturizerConfig(n_features=64),
+                     rm_config=BradleyTerryConfig(), loop_config=LoopConfig(out_of_fold=3), curve_config=CurveConfig(),
+                     selection_config=SelectionConfig())
+    never = lambda: pytest.fail("these rivals read no reward model")  # noqa: E731
+    evidence = sim.run_strategy("evidence-only", pool, budget=30, seed=0, oof_gap=never)
+    doubt = judge_doubt(pool)
+    # The 30 asked are all among the most doubted: the second judge disagrees with each of them.
+    assert evidence.human_labels == 30 and (doubt[evidence.asked] == doubt.max()).all()
+    length = sim.run_strategy("length", pool, budget=30, seed=0, oof_gap=never)
+    shorter = -_chose_shorter_score(pool)  # > 0 where the AI chose the shorter response
+    assert shorter[length.asked].min() >= np.sort(shorter)[-30]  # the most lopsided first
+    for outcome in (evidence, length):
+        right = outcome.labels == pool.gold_label
+        assert right[outcome.asked].all() and outcome.flips == 0
+
+
+def test_no_evidence_drops_the_judges_evidence_before_any_strategy_sees_it(tmp_path):
+    from rlthf_selector.loaders import write_jsonl
+
+    pool = _pool_with_a_second_judge(200)
+    path = tmp_path / "p.jsonl"
+    write_jsonl(pool.replace(human_label=pool.gold_label, gold_label=np.zeros(len(pool), np.int8)), path)
+    runs = {}
+    for flag in ([], ["--no-evidence"]):
+        out = tmp_path / ("without" if flag else "with")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rc = main(["simulate", "--dataset", "jsonl", "--path", str(path), "--strategies",
+                       "ai-only,rlthf,rlthf-paper,evidence-only,length", "--budgets", "0.1", "--seeds", "0",
+                       "--out", str(out), "--json", str(out / "sim.json"), "--iterations", "2", "--out-of-fold", "3",
+                       *flag])
+        assert rc == 0
+        runs[bool(flag)] = json.loads((out / "sim.json").read_text())
+    with_evidence, without = runs[False], runs[True]
+    assert without["ai_labels"].endswith("judge evidence dropped")
+    assert with_evidence["signal"][0]["judge_doubt_auc"] is not None and without["signal"][0]["judge_doubt_auc"] is None
+    # evidence-only has nothing to rank by without the evidence: it is skipped, not run as random.
+    assert {r["strategy"] for r in without["results"]} == {"ai-only", "rlthf", "rlthf-paper", "length"}
+    # The mistake model reads the second judge only where it is given, and says what it learned.
+    def signals(run):
+        record = next(e for e in run["estimates"] if e["strategy"] == "rlthf")["mistake_model"]
+        assert record["model"]["explanation"].startswith("From ")
+        return set(record["signal_auc"])
+    assert "second_judge_disagrees" in signals(with_evidence) and "second_judge_disagrees" not in signals(without)
+    # The paper's procedure learns nothing: no mistake model in its record.
+    assert not any(e["strategy"] == "rlthf-paper" and "mistake_model" in e for e in with_evidence["estimates"])
