@@ -2,7 +2,8 @@
 
 Starts Label Studio 1.23.2 from ``.venv-ls`` on 127.0.0.1 (user and token created on the first start),
 starts the backend (``rlthf serve --production``), generates a demo preference set with a biased AI judge,
-runs ``rlthf label-studio setup`` on it, prints the URL and login, and keeps both running until Ctrl-C.
+runs ``rlthf label-studio setup`` on it, prints the URL and login, and keeps both running until Ctrl-C, SIGTERM
+(``docker stop``, systemd, ``kill``) or SIGHUP (a closed terminal), each of which stops both.
 """
 
 from __future__ import annotations
@@ -31,6 +32,20 @@ def _port_or_free(port: int) -> int:
     return port
 
 
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM and SIGHUP take the Ctrl-C path, so ``main``'s ``finally`` stops Label Studio and the backend: both run in
+    sessions of their own (a Ctrl-C in the terminal must not kill them half-way), so nothing else would."""
+    print(f"{signal.Signals(signum).name}: stopping Label Studio and the backend...", flush=True)
+    raise KeyboardInterrupt
+
+
+def export_command(url: str, token: str, project_id: int) -> str:
+    """The ``rlthf export`` command for the demo's project, runnable as printed (the token set inline)."""
+    script = Path(sys.executable).with_name("rlthf")
+    program = str(script) if script.exists() else f"{sys.executable} -m rlthf_selector.cli"
+    return f"LABEL_STUDIO_API_KEY={token} {program} export --url {url} --project {project_id} --out demo_export"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--ls-port", type=int, default=int(os.environ.get("LS_PORT", 8080)))
@@ -40,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(ls_server.DEFAULT_DATA_DIR), help="Label Studio data (migrated once)")
     parser.add_argument("--exit-after-setup", action="store_true", help="stop everything once the queue is ready")
     args = parser.parse_args(argv)
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _stop_like_ctrl_c)
 
     from rlthf_selector.loaders import write_jsonl
     from rlthf_selector.synthetic import make_synthetic_pairs
@@ -53,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     password = os.environ.get("RLTHF_LS_PASSWORD", ls_server.DEFAULT_PASSWORD)
     token = os.environ.get("RLTHF_LS_TOKEN", ls_server.DEFAULT_TOKEN)
     print("starting Label Studio (the first start migrates its database: about a minute)...", flush=True)
-    ls = ls_server.start_label_studio(data_dir=args.data_dir, port=_port_or_free(args.ls_port), username=user, password=password, token=token)
+    try:  # stopped while starting: start_label_studio has stopped it already
+        ls = ls_server.start_label_studio(data_dir=args.data_dir, port=_port_or_free(args.ls_port), username=user,
+                                          password=password, token=token)
+    except KeyboardInterrupt:
+        return 0
     backend_proc = None
     try:
         backend_port = _port_or_free(args.backend_port)
@@ -71,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         client = LabelStudioClient(ls.url, token)
         outcome = setup_project(client, pairs, backend_url=backend_url, title="RLTHF demo")
         pid = outcome["project_id"]
-        print(f"project {pid}: {outcome['imported']} pairs imported from {pairs_file}; waiting for the first training...", flush=True)
+        if outcome["created"]:
+            what = f"created project {pid}: {outcome['imported']} pairs imported from {pairs_file}"
+        else:
+            what = (f"reused project {pid} (from an earlier run): {outcome['imported']} new pairs imported, "
+                    f"{outcome['already_there']} already there")
+        print(f"{what}; waiting for the backend's training...", flush=True)
         deadline = time.monotonic() + 300
         version = ""
         while time.monotonic() < deadline:
@@ -86,17 +112,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ML backend   : {backend_url}  (log {work / 'backend.log'})")
         print("  Click 'Label All Tasks': the human queue comes first, most valuable first; the tab")
         print("  'RLTHF: needs human' lists it. Each submitted annotation retrains the backend in the background.")
-        print(f"  Export       : rlthf export --url {ls.url} --api-key $TOKEN --project {pid} --out demo_export")
+        print(f"  Export       : {export_command(ls.url, token, pid)}")
         print()
         if args.exit_after_setup:
             return 0
-        print("Ctrl-C stops Label Studio and the backend.", flush=True)
+        print("Ctrl-C (or SIGTERM, SIGHUP) stops Label Studio and the backend.", flush=True)
         while ls.process.poll() is None and backend_proc.poll() is None:
             time.sleep(1)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second signal must not cut this short
+            signal.signal(stop_signal, signal.SIG_IGN)
         if backend_proc is not None and backend_proc.poll() is None:
             os.killpg(backend_proc.pid, signal.SIGTERM)
             try:
