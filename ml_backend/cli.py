@@ -35,8 +35,11 @@ def add_backend_parsers(subparsers: Any) -> None:
     serve.add_argument("--model-dir", default=argparse.SUPPRESS, help="state directory (default: $MODEL_DIR or ./model_dir)")
     serve.add_argument("--label-studio-url", default=argparse.SUPPRESS,
                        help="Label Studio URL (default: $LABEL_STUDIO_URL)")
-    serve.add_argument("--production", action="store_true", help="serve with waitress instead of Flask's development server")
-    serve.add_argument("--threads", type=int, default=8, help="waitress worker threads (with --production)")
+    serve.add_argument("--development", dest="production", action="store_false", default=argparse.SUPPRESS,
+                       help="serve with Flask's development server instead of waitress (single process, for debugging)")
+    # Accepted for the commands written before waitress became the default (Dockerfile, scripts): a no-op now.
+    serve.add_argument("--production", dest="production", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    serve.add_argument("--threads", type=int, default=8, help="waitress worker threads")
     serve.set_defaults(func=run_serve)
 
     ls = subparsers.add_parser("label-studio", help="set up a Label Studio project for RLTHF")
@@ -108,11 +111,12 @@ def run_serve(args: argparse.Namespace) -> int:
     app = create_app(config)
     auth = "basic auth on" if config.basic_auth_user else "no auth (set BASIC_AUTH_USER/BASIC_AUTH_PASS)"
     print(f"rlthf ML backend on http://{args.host}:{args.port} (model dir {Path(config.model_dir).resolve()}, {auth})", flush=True)
-    if args.production:
+    if getattr(args, "production", True):  # waitress unless --development
         from waitress import serve
 
         serve(app, host=args.host, port=args.port, threads=args.threads, ident="rlthf-ml-backend")
     else:
+        print("Flask's development server (--development): not for a team's daily use", flush=True)
         app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
     return 0
 

@@ -262,3 +262,30 @@ def test_each_webhook_retrain_and_write_back_is_logged_with_its_duration(tmp_pat
     ]
     for pattern in patterns:
         assert any(re.fullmatch(pattern, line) for line in lines), (pattern, lines)
+
+
+# ---------------------------------------------------------------------- rlthf serve
+@pytest.mark.parametrize("flags, server", [([], "rlthf-ml-backend"), (["--development"], "Werkzeug")],
+                         ids=["default: waitress", "--development: Flask"])
+def test_rlthf_serve_uses_the_production_server_unless_asked_for_flasks(tmp_path, flags, server):
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from ml_backend.ls_server import REPO_ROOT, free_port, wait_healthy
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "BASIC_AUTH_"))}
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "rlthf_selector.cli", "serve", "--port", str(port),
+                                 "--model-dir", str(tmp_path / "models"), *flags],
+                                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", timeout=60, process=proc, log_path=log)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert response.headers["Server"].startswith(server)
+    finally:
+        proc.terminate()
+        proc.wait(20)
