@@ -66,7 +66,7 @@ def run_demo(args: argparse.Namespace) -> int:
     def show(record: IterationRecord) -> None:
         acc = "—" if record.pool_accuracy is None else f"{100 * record.pool_accuracy:.1f}%"
         print(f"  iteration {record.iteration + 1}: humans asked {record.human_asked}, flips {record.flips}, "
-              f"pool accuracy {acc} ({record.seconds:.1f}s)", flush=True)
+              f"pool accuracy against gold {acc} ({record.seconds:.1f}s)", flush=True)
 
     loop = RLTHF(reward_model, loop_config=configs["loop_config"], curve_config=configs["curve_config"],
                  selection_config=configs["selection_config"], on_iteration=show)
@@ -89,8 +89,14 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     print(iteration_table(result.records, ai_accuracy=ai_accuracy))
     print()
-    print(f"pool label accuracy: AI judge {100 * ai_accuracy:.1f}% -> RLTHF {100 * final_accuracy:.1f}% "
-          f"with {result.human_labels} human labels ({100 * result.human_labels / len(pairs):.1f}%)")
+    print(f"pool label accuracy, measured against the generator's gold labels: AI judge {100 * ai_accuracy:.1f}% -> "
+          f"RLTHF {100 * final_accuracy:.1f}% with {result.human_labels} human labels "
+          f"({100 * result.human_labels / len(pairs):.1f}%)")
+    live = result.estimates.get("pool_accuracy")
+    if live is not None and live.value is not None:  # what a team without gold labels would see
+        print(f"pool label accuracy, estimated from the human answers alone (no gold): {100 * live.value:.0f}% "
+              f"[{100 * live.lower:.0f}, {100 * live.upper:.0f}] ({100 * live.confidence:.0f}% interval, "
+              f"{live.n} random checks)")
     for warning in result.warnings:
         print(f"warning: {warning}")
     print(f"wrote {report_path}, {out / 'curve.png'}, {export_path} ({summary['seconds']}s)")

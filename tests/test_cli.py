@@ -52,4 +52,6 @@ def test_demo_writes_the_report_export_and_live_estimates(tmp_path, capsys):
     assert estimate["n"] >= 3 and estimate["lower"] <= estimate["value"] <= estimate["upper"]
     assert "## Live estimates" in (tmp_path / "report.md").read_text()
     assert len((tmp_path / "trl_preferences.jsonl").read_text().splitlines()) == 400
-    assert "pool label accuracy: AI judge" in capsys.readouterr().out
+    out = capsys.readouterr().out  # two pool accuracies, each saying where it comes from
+    assert "pool label accuracy, measured against the generator's gold labels: AI judge" in out
+    assert "pool label accuracy, estimated from the human answers alone (no gold): " in out
