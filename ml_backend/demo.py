@@ -1,8 +1,8 @@
 """``make label-studio-demo``: a real Label Studio with a prioritised RLTHF queue in one command.
 
 Starts Label Studio 1.23.2 from ``.venv-ls`` on 127.0.0.1 (user and token created on the first start),
-starts the backend (``rlthf serve --production``), generates a demo preference set with a biased AI judge,
-runs ``rlthf label-studio setup`` on it, prints the URL and login, and keeps both running until Ctrl-C, SIGTERM
+starts the backend (``rlthf serve``, waitress), loads the shipped PandaLM slice (GPT-3.5's real verdicts as the AI
+labels, PandaLM-7B as the second judge; ``--synthetic``: a generated set with a biased AI judge), runs ``rlthf label-studio setup`` on it, prints the URL and login, and keeps both running until Ctrl-C, SIGTERM
 (``docker stop``, systemd, ``kill``) or SIGHUP (a closed terminal), each of which stops both.
 """
 
@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--ls-port", type=int, default=int(os.environ.get("LS_PORT", 8080)))
     parser.add_argument("--backend-port", type=int, default=int(os.environ.get("BACKEND_PORT", 9090)))
-    parser.add_argument("--pairs", type=int, default=500, help="generated demo pairs")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="generated pairs with a biased AI judge instead of the shipped PandaLM slice")
+    parser.add_argument("--pairs", type=int, default=500, help="generated demo pairs (with --synthetic)")
     parser.add_argument("--work-dir", default=str(REPO / ".cache" / "demo"), help="pairs file and model directory")
     parser.add_argument("--data-dir", default=str(ls_server.DEFAULT_DATA_DIR), help="Label Studio data (migrated once)")
     parser.add_argument("--exit-after-setup", action="store_true", help="stop everything once the queue is ready")
@@ -87,10 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         backend_url = f"http://127.0.0.1:{backend_port}"
         ls_server.wait_healthy(backend_url, timeout=120, process=backend_proc, log_path=work / "backend.log")
 
-        pairs = make_synthetic_pairs(args.pairs, seed=0)
+        if args.synthetic:
+            pairs, title = make_synthetic_pairs(args.pairs, seed=0), "RLTHF demo (generated pairs)"
+        else:
+            from rlthf_selector.demo_data import DEMO_SOURCE, load_demo_pairs
+
+            pairs, title = load_demo_pairs()[0], "RLTHF demo (PandaLM)"
+            print(f"{len(pairs)} pairs from the {DEMO_SOURCE}", flush=True)
+        # Annotators answer for themselves: the gold labels stay out of Label Studio.
         pairs_file = write_jsonl(pairs.replace(gold_label=None), work / "pairs.jsonl")
         client = LabelStudioClient(ls.url, token)
-        outcome = setup_project(client, pairs, backend_url=backend_url, title="RLTHF demo")
+        outcome = setup_project(client, pairs, backend_url=backend_url, title=title)
         pid = outcome["project_id"]
         if outcome["created"]:
             what = f"created project {pid}: {outcome['imported']} pairs imported from {pairs_file}"

@@ -44,7 +44,8 @@ def selector_configs(args: argparse.Namespace) -> dict:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """The main job on an embedded default: generated pairs, a biased AI judge, a simulated human."""
+    """The main job on shipped data: a PandaLM slice with GPT-3.5 as the AI judge and the human majority answering
+    (``--synthetic``: generated pairs, a biased AI judge, a simulated human)."""
     import numpy as np
 
     from rlthf_selector.export import write_trl
@@ -57,10 +58,23 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     configs = selector_configs(args)
     out = Path(args.out)
-    pairs = make_synthetic_pairs(args.n, seed=args.data_seed)
+    if args.synthetic:
+        pairs = make_synthetic_pairs(args.n, seed=args.data_seed)
+        source = "generated pairs"
+        judge = "biased: errs on hard topics and close calls, swayed by length"
+        command = f"rlthf demo --synthetic --out {args.out} --n {args.n} --data-seed {args.data_seed}"
+        gold = "the generator's gold labels"
+    else:
+        from rlthf_selector.demo_data import DEMO_SOURCE, load_demo_pairs
+
+        pairs, notes = load_demo_pairs()
+        source = f"pairs from the {DEMO_SOURCE}"
+        judge = "GPT-3.5's real verdicts, PandaLM-7B as the second judge; humans answer with the annotators' majority"
+        command = f"rlthf demo --out {args.out}"
+        gold = "the human annotators' majority"
+        print(f"rlthf demo: loading the shipped PandaLM slice: {notes[0]}")
     ai_accuracy = float((pairs.ai_label == pairs.gold_label).mean())
-    print(f"rlthf demo: {len(pairs)} generated pairs, AI judge accuracy {100 * ai_accuracy:.1f}% "
-          f"(biased: errs on hard topics and close calls, swayed by length)")
+    print(f"rlthf demo: {len(pairs)} {source}; AI judge accuracy {100 * ai_accuracy:.1f}% ({judge})")
     reward_model = FeatureRewardModel(make_featurizer(configs["featurizer_config"]), configs["rm_config"])
 
     def show(record: IterationRecord) -> None:
@@ -75,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
     export_path = write_trl(result.pairs, result.labels, result.label_source, out / "trl_preferences.jsonl")
     report_path = write_report(
         result, out, title="rlthf demo", ai_accuracy=ai_accuracy,
-        extra_lines=[f"Command: `rlthf demo --out {args.out} --n {args.n} --data-seed {args.data_seed}`",
+        extra_lines=[f"Data: {len(pairs)} {source}", f"Command: `{command}`",
                      f"Human labels: {result.human_labels} of {len(pairs)} "
                      f"({100 * result.human_labels / len(pairs):.1f}%)"],
     )
@@ -89,7 +103,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     print(iteration_table(result.records, ai_accuracy=ai_accuracy))
     print()
-    print(f"pool label accuracy, measured against the generator's gold labels: AI judge {100 * ai_accuracy:.1f}% -> "
+    print(f"pool label accuracy, measured against {gold}: AI judge {100 * ai_accuracy:.1f}% -> "
           f"RLTHF {100 * final_accuracy:.1f}% with {result.human_labels} human labels "
           f"({100 * result.human_labels / len(pairs):.1f}%)")
     live = result.estimates.get("pool_accuracy")
@@ -115,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run RLTHF on a generated preference set with a simulated human",
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     demo.add_argument("--out", default="demo_out", help="output folder for the report, curve PNG and TRL export")
-    demo.add_argument("--n", type=int, default=2000, help="number of generated pairs")
-    demo.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")
+    demo.add_argument("--synthetic", action="store_true",
+                      help="generated pairs with a simulated biased judge instead of the shipped PandaLM slice")
+    demo.add_argument("--n", type=int, default=2000, help="number of generated pairs (with --synthetic)")
+    demo.add_argument("--data-seed", type=int, default=0, help="seed of the generated data (with --synthetic)")
     add_selector_arguments(demo)
     demo.set_defaults(func=run_demo)
 

@@ -45,7 +45,7 @@ def test_option_help_names_its_default_once(capsys):
 def test_demo_writes_the_report_export_and_live_estimates(tmp_path, capsys):
     import json
 
-    assert main(["demo", "--out", str(tmp_path), "--n", "400", "--out-of-fold", "2"]) == 0
+    assert main(["demo", "--synthetic", "--out", str(tmp_path), "--n", "400", "--out-of-fold", "2"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["pairs"] == 400 and summary["human_labels"] == 24
     estimate = summary["live_estimates"]["ai_accuracy"]
@@ -55,3 +55,29 @@ def test_demo_writes_the_report_export_and_live_estimates(tmp_path, capsys):
     out = capsys.readouterr().out  # two pool accuracies, each saying where it comes from
     assert "pool label accuracy, measured against the generator's gold labels: AI judge" in out
     assert "pool label accuracy, estimated from the human answers alone (no gold): " in out
+
+
+def test_demo_runs_by_default_on_the_shipped_pandalm_slice_in_seconds(tmp_path, capsys):
+    import json
+    import time
+
+    from rlthf_selector.demo_data import PANDALM_DEMO_DIR
+
+    started = time.perf_counter()
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert time.perf_counter() - started < 30  # `make demo`'s promise; it takes a few seconds
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # 400 records shipped; human ties and GPT-3.5's ties and unparseable answers are left out
+    assert summary["pairs"] == 307 and summary["ai_accuracy"] == 0.8208
+    assert summary["final_accuracy"] > summary["ai_accuracy"]
+    out = capsys.readouterr().out
+    assert "307 pairs from the PandaLM test set slice (Apache-2.0" in out
+    assert "pool label accuracy, measured against the human annotators' majority: AI judge 82.1% -> RLTHF" in out
+    report = (tmp_path / "report.md").read_text()
+    assert "Data: 307 pairs from the PandaLM test set slice" in report and "Command: `rlthf demo --out " in report
+    rows = [json.loads(line) for line in (tmp_path / "trl_preferences.jsonl").read_text().splitlines()]
+    assert len(rows) == 307 and all(r["id"].startswith("pandalm-") for r in rows)
+    # shipped with its licence and where it comes from
+    assert "Apache License" in (PANDALM_DEMO_DIR / "LICENSE").read_text()
+    notice = (PANDALM_DEMO_DIR / "NOTICE.md").read_text()
+    assert "https://github.com/WeOpenML/PandaLM" in notice and "Modified by the rlthf project" in notice

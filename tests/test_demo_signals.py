@@ -70,15 +70,18 @@ def ls_data_copy(tmp_path, label_studio):
     return target
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_the_label_studio_demo_leaves_no_process_running(tmp_path, ls_data_copy, stop_signal):
+@pytest.mark.parametrize("stop_signal, data, n_pairs", [
+    (signal.SIGTERM, [], 307),  # the default: the shipped PandaLM slice
+    (signal.SIGHUP, ["--synthetic", "--pairs", "60"], 60),
+], ids=["SIGTERM, PandaLM slice", "SIGHUP, generated pairs"])
+def test_the_label_studio_demo_leaves_no_process_running(tmp_path, ls_data_copy, stop_signal, data, n_pairs):
     ls_port, backend_port = free_port(), free_port()
     log_path = tmp_path / "demo.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLTHF_LS_")}
     with open(log_path, "wb") as log:
         demo = subprocess.Popen(
             [sys.executable, "-m", "ml_backend.demo", "--ls-port", str(ls_port), "--backend-port", str(backend_port),
-             "--pairs", "60", "--work-dir", str(tmp_path / "work"), "--data-dir", str(ls_data_copy)],
+             *data, "--work-dir", str(tmp_path / "work"), "--data-dir", str(ls_data_copy)],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     started: set[int] = set()
@@ -96,7 +99,17 @@ def test_the_label_studio_demo_leaves_no_process_running(tmp_path, ls_data_copy,
         run = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120,
                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
         assert run.returncode == 0, run.stderr
-        assert (tmp_path / "demo_export" / "preferences.jsonl").read_text().count("\n") == 60
+        assert (tmp_path / "demo_export" / "preferences.jsonl").read_text().count("\n") == n_pairs
+        if not data:  # the PandaLM slice: the second judge's verdicts travel in the task data, the gold does not
+            from ml_backend.label_studio_client import LabelStudioClient
+            from ml_backend.ls_server import DEFAULT_TOKEN
+
+            client = LabelStudioClient(f"http://127.0.0.1:{ls_port}", DEFAULT_TOKEN, retries=1)
+            (project,) = [p for p in client.list_projects() if p["title"] == "RLTHF demo (PandaLM)"]
+            tasks = client.list_tasks(project["id"])
+            assert len(tasks) == 307 and all(t["data"]["pair_id"].startswith("pandalm-") for t in tasks)
+            assert sum("second_judge_label" in t["data"] for t in tasks) >= 250
+            assert not any("gold" in key for t in tasks for key in t["data"])
         demo.send_signal(stop_signal)
         assert demo.wait(90) == 0, log_path.read_text()
         deadline = time.monotonic() + 10
