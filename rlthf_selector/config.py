@@ -67,11 +67,9 @@ class SelectionConfig:
     flip_confidence: float = _f(
         0.8,
         "One-sided confidence of the lower bound on P(AI label wrong) that must exceed 0.5 for a flip (the mistake "
-        "model's Laplace posterior); 1 = never flip. Chosen on seeds 3-5, apart from the benchmark's 0-2: 0.8 flips "
-        "more of the pairs a length-biased judge got wrong than 0.9 at the same precision (HH-RLHF), 0.7 flips too "
-        "many at a 2 percent budget (PandaLM, half of them wrong).",
+        "model's Laplace posterior); 1 = never flip. 0.8 was chosen over 0.9 on PandaLM and HH-RLHF: as many right "
+        "flips per wrong one, and more of them (benchmarks/README.md).",
     )
-
 
 @dataclass
 class LoopConfig:

@@ -104,9 +104,10 @@ def select_pairs(
     """The human queue and the flips from the mistake model (:mod:`rlthf_selector.mistakes`).
 
     An unlabeled pair is flipped where the lower confidence bound on P(AI label wrong) is above 0.5. A human answer
-    is worth the chance that it changes the label the pair would otherwise keep: P(wrong) for a kept AI label,
-    1 - P(wrong) for a flipped one, one half for a pair with no AI label (the reward model's own guess). The queue
-    asks the highest expected gain first, so pairs the model doubts but cannot yet flip come before the flips.
+    is worth the chance that it changes the pair's final label: min(P(wrong), 1 - P(wrong)), since the answers to
+    come will flip the pairs whose P(wrong) stays above one half; one half for a pair with no AI label (the reward
+    model's own guess). The queue asks the highest expected gain first: the pairs the model can least decide, not
+    the ones it will flip anyway, whose answers would only confirm the flip.
 
     Parameters
     ----------
@@ -133,7 +134,7 @@ def select_pairs(
         raise ValueError(f"budget must be >= 0, got {budget}")
     unlabeled = human == 0
     flip_mask = unlabeled & (np.nan_to_num(lower, nan=0.0) > 0.5)
-    gain = np.where(np.isnan(prob), 0.5, np.where(flip_mask, 1.0 - prob, prob))
+    gain = np.where(np.isnan(prob), 0.5, np.minimum(prob, 1.0 - prob))
     ranking = np.flatnonzero(unlabeled)
     ranking = ranking[np.argsort(-gain[ranking], kind="stable")]
     priority = np.full(prob.shape[0], np.inf)

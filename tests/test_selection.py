@@ -34,8 +34,8 @@ def test_selection_properties(inputs):
     assert sel.human_queue.shape[0] == min(budget, int((human == 0).sum()))
     assert np.unique(sel.human_queue).shape[0] == sel.human_queue.shape[0]
     assert np.all(human[sel.human_queue] == 0)
-    # Highest expected gain first.
-    assert np.all(np.diff(sel.gain[sel.human_queue]) <= 0)
+    # Highest expected gain first; no pair's gain above one half.
+    assert np.all(np.diff(sel.gain[sel.human_queue]) <= 0) and np.all(sel.gain <= 0.5)
     # Flips: exactly the unlabeled pairs whose lower bound on P(wrong) is above one half, never a human-labelled one.
     np.testing.assert_array_equal(sel.flip_mask, (human == 0) & (np.nan_to_num(lower) > 0.5))
     # Human labels win over everything.
@@ -46,20 +46,21 @@ def test_selection_properties(inputs):
     assert np.all(labels[flipped] == -ai[flipped])
 
 
-def test_the_queue_asks_the_pairs_whose_label_an_answer_most_likely_changes():
+def test_the_queue_asks_the_pairs_whose_final_label_an_answer_most_likely_changes():
     prob = np.array([0.1, 0.45, 0.9, 0.6, 0.3, np.nan])
     lower = np.array([0.05, 0.3, 0.8, 0.4, 0.2, np.nan])
     human = np.zeros(6, np.int8)
     sel = select_pairs(prob, lower, region=np.zeros(6, np.int8), human_label=human, budget=6)
-    # Pair 2 is flipped (lower bound 0.8): an answer changes it with chance 0.1. Pair 3 is doubted but kept: 0.6.
+    # Pair 2 is flipped (lower bound 0.8): an answer changes its label with chance 0.1. Pair 3 is doubted but not
+    # yet flipped: the answers to come would flip it, so an answer changes its final label with chance 0.4.
     np.testing.assert_array_equal(sel.flip_mask, [False, False, True, False, False, False])
-    np.testing.assert_allclose(sel.gain, [0.1, 0.45, 0.1, 0.6, 0.3, 0.5])
-    np.testing.assert_array_equal(sel.human_queue, [3, 5, 1, 4, 0, 2])
-    np.testing.assert_array_equal(sel.priority, [4, 2, 5, 0, 3, 1])
-    labelled = np.array([0, 0, 0, 1, 0, 0], np.int8)
+    np.testing.assert_allclose(sel.gain, [0.1, 0.45, 0.1, 0.4, 0.3, 0.5])
+    np.testing.assert_array_equal(sel.human_queue, [5, 1, 3, 4, 0, 2])
+    np.testing.assert_array_equal(sel.priority, [4, 1, 5, 2, 3, 0])
+    labelled = np.array([0, 1, 0, 0, 0, 0], np.int8)
     sel = select_pairs(prob, lower, region=np.zeros(6, np.int8), human_label=labelled, budget=2)
-    np.testing.assert_array_equal(sel.human_queue, [5, 1])
-    assert sel.priority[3] == np.inf and sel.gain[3] == 0.0
+    np.testing.assert_array_equal(sel.human_queue, [5, 3])
+    assert sel.priority[1] == np.inf and sel.gain[1] == 0.0
 
 
 def test_select_pairs_names_bad_input():
