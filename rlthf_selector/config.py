@@ -67,8 +67,9 @@ class SelectionConfig:
     flip_confidence: float = _f(
         0.8,
         "One-sided confidence of the lower bound on P(AI label wrong) that must exceed 0.5 for a flip (the mistake "
-        "model's Laplace posterior); 1 = never flip. 0.8 was chosen over 0.9 on PandaLM and HH-RLHF: as many right "
-        "flips per wrong one, and more of them (benchmarks/README.md).",
+        "model's Laplace posterior); 1 = never flip. 0.8 won over 0.9 on PandaLM (GPT-3.5 with and without the second "
+        "judge, PandaLM-7B; seeds 0-5; 2, 6 and 10 percent): mean pool accuracy 84.9 against 84.6 percent, 60-80 "
+        "percent of its flips right.",
     )
 
 @dataclass
