@@ -289,3 +289,27 @@ def test_rlthf_serve_uses_the_production_server_unless_asked_for_flasks(tmp_path
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_a_rerun_of_setup_says_it_reused_the_project_and_imported_no_new_pairs(tmp_path, monkeypatch, capsys):
+    import ml_backend.label_studio_client as lsc
+    from rlthf_selector.cli import main
+    from rlthf_selector.loaders import write_jsonl
+
+    pairs = make_synthetic_pairs(5, seed=1)
+    pairs_file = write_jsonl(pairs.replace(gold_label=None), tmp_path / "pairs.jsonl")
+
+    class Rerun(_ScriptedLabelStudio):
+        url = "http://ls"
+
+        def __init__(self, url, api_key):
+            super().__init__(existing={"id": 4, "label_config": PAIRWISE})
+
+        def list_tasks(self, pid):  # every pair is there from the first run
+            return [{"id": i, "data": {"pair_id": str(p)}} for i, p in enumerate(pairs.ids)]
+
+    monkeypatch.setattr(lsc, "LabelStudioClient", Rerun)
+    assert main(["label-studio", "setup", "--url", "http://ls", "--api-key", "k", "--pairs", str(pairs_file),
+                 "--backend-url", "http://backend:9090", "--no-backend-check", "--title", "T"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "reused project 4 (title 'T'): 0 new pairs imported, 5 already there; ML backend http://backend:9090 connected (id 3)"
