@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(ls_server.DEFAULT_DATA_DIR), help="Label Studio data (migrated once)")
     parser.add_argument("--exit-after-setup", action="store_true", help="stop everything once the queue is ready")
     args = parser.parse_args(argv)
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a demo started as a background job inherits it ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _stop_like_ctrl_c)
 
     from rlthf_selector.loaders import write_jsonl

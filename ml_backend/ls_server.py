@@ -7,7 +7,7 @@ same data directory reuse them, so keep the token with the data directory.
 
 Command line::
 
-    python -m ml_backend.ls_server --data-dir .cache/ls-data --port 8080   # runs until Ctrl-C
+    python -m ml_backend.ls_server --data-dir .cache/ls-data --port 8080   # runs until Ctrl-C, SIGTERM or SIGHUP
 """
 
 from __future__ import annotations
@@ -223,16 +223,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", default=os.environ.get("RLTHF_LS_PASSWORD", DEFAULT_PASSWORD))
     parser.add_argument("--token", default=os.environ.get("RLTHF_LS_TOKEN", DEFAULT_TOKEN))
     args = parser.parse_args(argv)
-    server = start_label_studio(
-        data_dir=args.data_dir, port=args.port, venv=args.venv,
-        username=args.username, password=args.password, token=args.token,
-    )
-    print(f"Label Studio at {server.url} (user {server.username}, ready in {server.started_in_s:.0f} s); Ctrl-C stops it")
+
+    def stop(signum: int, frame: object) -> None:
+        # Label Studio runs in a session of its own: without this, SIGTERM or SIGHUP would orphan it on its port.
+        raise KeyboardInterrupt
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a background job ignores it
+        signal.signal(stop_signal, stop)
+    try:  # stopped while starting: start_label_studio has stopped it already
+        server = start_label_studio(
+            data_dir=args.data_dir, port=args.port, venv=args.venv,
+            username=args.username, password=args.password, token=args.token,
+        )
+    except KeyboardInterrupt:
+        return 0
+    print(f"Label Studio at {server.url} (user {server.username}, ready in {server.started_in_s:.0f} s); "
+          f"Ctrl-C, SIGTERM or SIGHUP stops it", flush=True)
     try:
         server.process.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second signal must not cut this short
+            signal.signal(stop_signal, signal.SIG_IGN)
         server.stop()
     return 0
 

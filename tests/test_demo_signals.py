@@ -126,3 +126,32 @@ def test_the_label_studio_demo_leaves_no_process_running(tmp_path, ls_data_copy,
         for pid in started:
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_ls_server_stops_label_studio_on_sigterm(tmp_path, ls_data_copy):
+    """``python -m ml_backend.ls_server`` (how a Label Studio is kept running by hand) leaves no orphan either."""
+    port = free_port()
+    log_path = tmp_path / "ls.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLTHF_LS_")}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ml_backend.ls_server", "--port", str(port),
+                                 "--data-dir", str(ls_data_copy)], cwd=REPO_ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    started: set[int] = set()
+    try:
+        wait_until(lambda: "SIGHUP stops it" in log_path.read_text() or proc.poll() is not None, timeout=300,
+                   what="Label Studio to be ready", interval=0.5)
+        assert proc.poll() is None, log_path.read_text()
+        started = _descendants(proc.pid)
+        assert started and _answers(port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log_path.read_text()
+        assert [p for p in started if _running(p)] == [] and not _answers(port)
+    finally:
+        if proc.poll() is None:
+            started |= _descendants(proc.pid)
+            proc.kill()
+            proc.wait(10)
+        for pid in started:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
