@@ -88,11 +88,12 @@ class StepResult:
     gain: np.ndarray | None = None
     seconds: float = 0.0
 
-    def replan(self, pairs: PreferencePairs, *, budget: int, selection_config: SelectionConfig | None = None) -> None:
+    def replan(self, pairs: PreferencePairs, *, budget: int, remaining: int | None = None,
+               selection_config: SelectionConfig | None = None) -> None:
         """Refit the mistake model on the human answers now in ``pairs`` and redo the queue, the flips and the labels
-        (the reward model, its gaps, the curve and the regions stay this step's)."""
+        (the reward model, its gaps, the curve and the regions stay this step's). ``remaining``: see :func:`plan`."""
         apply_selection(self, plan(pairs, self.oriented_gap, self.region, signals=self.signals, budget=budget,
-                                   selection_config=selection_config), pairs)
+                                   remaining=remaining, selection_config=selection_config), pairs)
 
     def summary(self) -> dict[str, Any]:
         """Counts by region and source, the curve's points and warnings (JSON-able)."""
@@ -145,6 +146,7 @@ def select_step(
     curve_config: CurveConfig | None = None,
     selection_config: SelectionConfig | None = None,
     previous_region: np.ndarray | None = None,
+    remaining: int | None = None,
 ) -> StepResult:
     """Train the reward model on the current labels, score every pair, analyse the curve, select.
 
@@ -160,6 +162,8 @@ def select_step(
         Cap on the human queue.
     previous_region : ndarray of int8, shape (n,), optional
         The previous step's regions; only its trusted AI labels are trained on.
+    remaining : int, optional
+        Human answers the whole budget still holds (default ``budget``; see :func:`plan`).
 
     Returns
     -------
@@ -210,21 +214,27 @@ def select_step(
         flip_mask=np.zeros(len(pairs), bool), labels=np.zeros(len(pairs), np.int8),
         label_source=np.zeros(len(pairs), np.int8), train_weight=train_weight, signals=signals,
     )
-    apply_selection(step, plan(pairs, oriented_gap, region, signals=signals, budget=budget,
+    apply_selection(step, plan(pairs, oriented_gap, region, signals=signals, budget=budget, remaining=remaining,
                                selection_config=selection_config), pairs)
     step.seconds = time.perf_counter() - started
     return step
 
 
 def plan(pairs: PreferencePairs, oriented_gap: np.ndarray, region: np.ndarray, *, signals: list[Signal], budget: int,
+         remaining: int | None = None,
          selection_config: SelectionConfig | None = None) -> tuple[Selection, MistakeEstimate | None]:
-    """Who is asked and what is flipped, by the configured method, from the human answers in ``pairs`` now."""
+    """Who is asked and what is flipped, by the configured method, from the human answers in ``pairs`` now.
+
+    ``remaining`` is how many human answers the budget still holds (default ``budget``): the queue leaves to the
+    flips the pairs the model will likely be sure of once they are in (:func:`~rlthf_selector.selection.select_pairs`).
+    """
     selection_config = selection_config or SelectionConfig()
     if selection_config.method == "paper":
         return paper_selection(oriented_gap, region, human_label=pairs.human_label, budget=budget), None
-    mistakes = estimate_mistakes(signals, pairs, config=selection_config)
+    remaining = budget if remaining is None else remaining
+    mistakes = estimate_mistakes(signals, pairs, more_answers=max(int(remaining), 0), config=selection_config)
     return select_pairs(mistakes.prob, mistakes.lower, region=region, human_label=pairs.human_label,
-                        budget=budget), mistakes
+                        budget=budget, lower_ahead=mistakes.lower_ahead), mistakes
 
 
 def apply_selection(step: StepResult, planned: tuple[Selection, MistakeEstimate | None], pairs: PreferencePairs) -> None:
@@ -450,12 +460,12 @@ class RLTHF:
 
     def _ask_part(self, step: StepResult, shard_pairs: PreferencePairs, shard: np.ndarray, size: int,
                   annotator: Annotator, *, human_label: np.ndarray, draws: DrawLog, round_: int,
-                  rng: np.random.Generator, control_share: float) -> AskedPart:
+                  rng: np.random.Generator, control_share: float, remaining: int) -> AskedPart:
         """Ask one part of an iteration's batch: a round of its own, drawn from the pairs unlabeled now, after the
         mistake model has been refitted on every answer before it. Writes the answers into ``human_label`` (pool
-        positions) and ``shard_pairs.human_label``."""
+        positions) and ``shard_pairs.human_label``. ``remaining``: answers the whole budget still holds."""
         if round_ > 0:
-            step.replan(shard_pairs, budget=size, selection_config=self.selection_config)
+            step.replan(shard_pairs, budget=size, remaining=remaining, selection_config=self.selection_config)
         unlabeled = shard_pairs.human_label == 0
         targeted = step.human_queue[unlabeled[step.human_queue]][:size]
         queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=control_share, rng=rng)
@@ -496,11 +506,13 @@ class RLTHF:
         for t in range(cfg.iterations):
             shard_pairs = pairs.subset(shard).replace(human_label=human_label[shard])
             budget = math.ceil(max(total_budget - spent, 0) / (cfg.iterations - t))
-            step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region)
+            step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region,
+                              remaining=total_budget - spent)
             parts = []
             for size in part_sizes(step.human_queue.shape[0], cfg.answers_per_check):
                 parts.append(self._ask_part(step, shard_pairs, shard, size, annotator, human_label=human_label,
-                                            draws=draws, round_=round_, rng=rng, control_share=control_share))
+                                            draws=draws, round_=round_, rng=rng, control_share=control_share,
+                                            remaining=total_budget - spent))
                 spent += int(parts[-1].queue.shape[0])
                 round_ += 1
             # The iteration's labels from every answer it got (the flips too: the model refits on the last part).

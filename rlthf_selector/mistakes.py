@@ -311,9 +311,15 @@ class MistakeModel:
     confidence: float
     prior_sd: float
 
-    def predict(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """P(AI label wrong) and its lower confidence bound for each row of ``matrix`` (shape (n, d)); the bound is
-        0 before any answer, so the prior alone flips nothing.
+    def predict(self, matrix: np.ndarray, *, more_answers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """P(AI label wrong) and its lower confidence bound for each row of ``matrix`` (shape (n, d)).
+
+        Parameters
+        ----------
+        more_answers : int
+            0: the bound the answers so far give (0 before any answer, so the prior alone flips nothing). k > 0: the
+            bound expected once k more answers are in, the covariance shrunk by n / (n + k) as n answers' worth of
+            information grows to n + k: which pairs the rest of the budget will likely let the model flip.
 
         Returns
         -------
@@ -323,9 +329,13 @@ class MistakeModel:
 
         x = _with_intercept(matrix)
         logit = x @ self.coef
-        if self.n_answers == 0:  # the prior alone never flips a label: a flip needs answers behind it
+        if more_answers < 0:
+            raise ValueError(f"more_answers must be >= 0, got {more_answers}")
+        if self.n_answers == 0 and more_answers == 0:  # the prior alone never flips a label
             return _sigmoid(logit), np.zeros(x.shape[0])
-        sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, self.covariance, x), 0.0))
+        n = max(self.n_answers, 1)
+        cov = self.covariance * (n / (n + more_answers))
+        sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, cov, x), 0.0))
         z = float(norm.ppf(self.confidence))
         return _sigmoid(logit), _sigmoid(logit - z * sd)
 
@@ -450,18 +460,21 @@ class MistakeEstimate:
     Attributes
     ----------
     prob : float64, P(the AI label is wrong); NaN where the pair has no AI label.
-    lower : float64, its one-sided lower confidence bound (``SelectionConfig.flip_confidence``).
+    lower : float64, its one-sided lower confidence bound (``SelectionConfig.flip_confidence``): what decides a flip.
+    lower_ahead : float64, the bound expected once the rest of the budget is answered (``more_answers``): which pairs
+        will likely be flipped by then, so that the queue need not ask them.
     model : MistakeModel
     design : Design
     """
 
     prob: np.ndarray
     lower: np.ndarray
+    lower_ahead: np.ndarray
     model: MistakeModel
     design: Design = field(repr=False)
 
 
-def estimate_mistakes(signals: Sequence[Signal], pairs: PreferencePairs, *,
+def estimate_mistakes(signals: Sequence[Signal], pairs: PreferencePairs, *, more_answers: int = 0,
                       config: SelectionConfig | None = None) -> MistakeEstimate:
     """Fit on every human answer in ``pairs`` (queue, control and any other alike) and score every pair.
 
@@ -471,6 +484,8 @@ def estimate_mistakes(signals: Sequence[Signal], pairs: PreferencePairs, *,
         From :func:`compute_signals` on the same pairs.
     pairs : PreferencePairs
         ``ai_label`` and ``human_label`` are read: an answer is a pair with both; it is a mistake where they differ.
+    more_answers : int
+        Human answers still to come in the budget (``lower_ahead``).
     """
     ai = np.asarray(pairs.ai_label)
     human = np.asarray(pairs.human_label)
@@ -479,9 +494,9 @@ def estimate_mistakes(signals: Sequence[Signal], pairs: PreferencePairs, *,
     answered = has_ai & (human != 0)
     model = fit_mistake_model(design, answered=answered, wrong=answered & (human != ai), config=config)
     prob, lower = model.predict(design.matrix)
-    prob = np.where(has_ai, prob, np.nan)
-    lower = np.where(has_ai, lower, np.nan)
-    return MistakeEstimate(prob=prob, lower=lower, model=model, design=design)
+    _, ahead = model.predict(design.matrix, more_answers=more_answers)
+    return MistakeEstimate(prob=np.where(has_ai, prob, np.nan), lower=np.where(has_ai, lower, np.nan),
+                           lower_ahead=np.where(has_ai, ahead, np.nan), model=model, design=design)
 
 
 __all__ = [

@@ -100,19 +100,24 @@ def select_pairs(
     region: np.ndarray,
     human_label: np.ndarray,
     budget: int,
+    lower_ahead: np.ndarray | None = None,
 ) -> Selection:
     """The human queue and the flips from the mistake model (:mod:`rlthf_selector.mistakes`).
 
     An unlabeled pair is flipped where the lower confidence bound on P(AI label wrong) is above 0.5. A human answer
-    is worth the chance that it changes the pair's final label: min(P(wrong), 1 - P(wrong)), since the answers to
-    come will flip the pairs whose P(wrong) stays above one half; one half for a pair with no AI label (the reward
-    model's own guess). The queue asks the highest expected gain first: the pairs the model can least decide, not
-    the ones it will flip anyway, whose answers would only confirm the flip.
+    is worth the chance that it changes the pair's final label: 1 - P(wrong) for a pair the model will flip by the
+    end of the budget (``lower_ahead`` above 0.5), P(wrong) for the others, one half for a pair with no AI label (the
+    reward model's own guess). The queue asks the highest expected gain first: while few answers are to come, the
+    likeliest mistakes, which nothing else will fix; with many to come, the pairs the model can least decide, not
+    those it will flip anyway.
 
     Parameters
     ----------
     prob_wrong, lower_wrong : ndarray of float, shape (n,)
         P(AI label wrong) and its lower confidence bound; NaN where a pair has no AI label.
+    lower_ahead : ndarray of float, shape (n,), optional
+        The bound expected at the end of the budget (:class:`~rlthf_selector.mistakes.MistakeEstimate`); default
+        ``lower_wrong`` (no answer to come).
     region : ndarray of int8, shape (n,)
         :func:`assign_regions` (carried into the result).
     human_label : ndarray of int8, shape (n,)
@@ -134,7 +139,11 @@ def select_pairs(
         raise ValueError(f"budget must be >= 0, got {budget}")
     unlabeled = human == 0
     flip_mask = unlabeled & (np.nan_to_num(lower, nan=0.0) > 0.5)
-    gain = np.where(np.isnan(prob), 0.5, np.minimum(prob, 1.0 - prob))
+    ahead = lower if lower_ahead is None else np.asarray(lower_ahead, dtype=np.float64)
+    if ahead.shape != prob.shape:
+        raise ValueError(f"lower_ahead {ahead.shape} must have one entry per pair, like prob_wrong {prob.shape}")
+    flipped_by_then = unlabeled & (np.nan_to_num(ahead, nan=0.0) > 0.5)
+    gain = np.where(np.isnan(prob), 0.5, np.where(flipped_by_then, 1.0 - prob, prob))
     ranking = np.flatnonzero(unlabeled)
     ranking = ranking[np.argsort(-gain[ranking], kind="stable")]
     priority = np.full(prob.shape[0], np.inf)

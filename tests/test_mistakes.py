@@ -136,6 +136,11 @@ def test_the_lower_bound_follows_the_flip_confidence():
     p_strict, low_strict = strict.predict(design.matrix)
     np.testing.assert_allclose(low_loose, p_loose)  # a 50% bound is the estimate itself
     assert (low_strict < p_strict).all()
+    # The bound expected after more answers is tighter: never below today's where P(wrong) is above one half.
+    _, ahead = strict.predict(design.matrix, more_answers=400)
+    assert (ahead[p_strict > 0.5] >= low_strict[p_strict > 0.5]).all() and (ahead > low_strict).any()
+    with pytest.raises(ValueError, match="more_answers must be >= 0"):
+        strict.predict(design.matrix, more_answers=-1)
     never = fit_mistake_model(design, answered=answered, wrong=wrong, config=SelectionConfig(flip_confidence=1.0))
     assert (never.predict(design.matrix)[1] == 0).all()  # 1 = never flip
     with pytest.raises(ValueError, match="flip_confidence must be in"):

@@ -34,8 +34,10 @@ def test_selection_properties(inputs):
     assert sel.human_queue.shape[0] == min(budget, int((human == 0).sum()))
     assert np.unique(sel.human_queue).shape[0] == sel.human_queue.shape[0]
     assert np.all(human[sel.human_queue] == 0)
-    # Highest expected gain first; no pair's gain above one half.
-    assert np.all(np.diff(sel.gain[sel.human_queue]) <= 0) and np.all(sel.gain <= 0.5)
+    # Highest expected gain first: the chance an answer changes the label the pair keeps (flipped or not).
+    assert np.all(np.diff(sel.gain[sel.human_queue]) <= 0)
+    kept = np.where(np.isnan(prob), 0.5, np.where(sel.flip_mask, 1 - prob, prob))
+    np.testing.assert_allclose(sel.gain[human == 0], kept[human == 0])
     # Flips: exactly the unlabeled pairs whose lower bound on P(wrong) is above one half, never a human-labelled one.
     np.testing.assert_array_equal(sel.flip_mask, (human == 0) & (np.nan_to_num(lower) > 0.5))
     # Human labels win over everything.
@@ -50,15 +52,22 @@ def test_the_queue_asks_the_pairs_whose_final_label_an_answer_most_likely_change
     prob = np.array([0.1, 0.45, 0.9, 0.6, 0.3, np.nan])
     lower = np.array([0.05, 0.3, 0.8, 0.4, 0.2, np.nan])
     human = np.zeros(6, np.int8)
-    sel = select_pairs(prob, lower, region=np.zeros(6, np.int8), human_label=human, budget=6)
-    # Pair 2 is flipped (lower bound 0.8): an answer changes its label with chance 0.1. Pair 3 is doubted but not
-    # yet flipped: the answers to come would flip it, so an answer changes its final label with chance 0.4.
+    region = np.zeros(6, np.int8)
+    # No answer to come: pair 2 is flipped (lower bound 0.8), so an answer changes its label with chance 0.1; pair
+    # 3 is doubted but stays the AI's, so an answer changes it with chance 0.6 and it is asked first.
+    sel = select_pairs(prob, lower, region=region, human_label=human, budget=6)
     np.testing.assert_array_equal(sel.flip_mask, [False, False, True, False, False, False])
+    np.testing.assert_allclose(sel.gain, [0.1, 0.45, 0.1, 0.6, 0.3, 0.5])
+    np.testing.assert_array_equal(sel.human_queue, [3, 5, 1, 4, 0, 2])
+    np.testing.assert_array_equal(sel.priority, [4, 2, 5, 0, 3, 1])
+    # With answers to come that will let the model flip pair 3 too, its answer is worth 0.4: pair 1 goes first.
+    ahead = np.array([0.05, 0.35, 0.85, 0.55, 0.25, np.nan])
+    sel = select_pairs(prob, lower, region=region, human_label=human, budget=6, lower_ahead=ahead)
+    np.testing.assert_array_equal(sel.flip_mask, [False, False, True, False, False, False])  # not flipped yet
     np.testing.assert_allclose(sel.gain, [0.1, 0.45, 0.1, 0.4, 0.3, 0.5])
     np.testing.assert_array_equal(sel.human_queue, [5, 1, 3, 4, 0, 2])
-    np.testing.assert_array_equal(sel.priority, [4, 1, 5, 2, 3, 0])
     labelled = np.array([0, 1, 0, 0, 0, 0], np.int8)
-    sel = select_pairs(prob, lower, region=np.zeros(6, np.int8), human_label=labelled, budget=2)
+    sel = select_pairs(prob, lower, region=region, human_label=labelled, budget=2, lower_ahead=ahead)
     np.testing.assert_array_equal(sel.human_queue, [5, 3])
     assert sel.priority[1] == np.inf and sel.gain[1] == 0.0
 
@@ -69,6 +78,8 @@ def test_select_pairs_names_bad_input():
         select_pairs(z, z, region=np.zeros(3, np.int8), human_label=np.zeros(3, np.int8), budget=-1)
     with pytest.raises(ValueError, match="one entry per pair"):
         select_pairs(z, z[:2], region=np.zeros(3, np.int8), human_label=np.zeros(3, np.int8), budget=1)
+    with pytest.raises(ValueError, match="lower_ahead"):
+        select_pairs(z, z, region=np.zeros(3, np.int8), human_label=np.zeros(3, np.int8), budget=1, lower_ahead=z[:1])
     with pytest.raises(ValueError, match="back_off"):
         assign_regions(analyze_curve(z), back_off=1.0)
 
