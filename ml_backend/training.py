@@ -484,6 +484,13 @@ def train_state(
     summary["evidence_fields"] = sorted(table.pairs.extra)  # the judge's evidence this training read
     if step.mistakes is not None:
         summary["mistake_model"] = step.mistakes.model.to_dict(confidence=confidence)
+    # Why each served pair is asked, in words, by task id: a control draw is a random check whatever it holds.
+    said = (step.mistakes.model.reasons(step.mistakes.design.matrix[served.order]) if step.mistakes is not None
+            else [""] * served.order.shape[0])
+    summary["queue_reasons"] = {
+        str(int(table.task_ids[i])): ("random check" if control else (reason or "the queue's next most useful pair"))
+        for i, control, reason in zip(served.order, served.is_control, said)
+    }
     summary["draws"] = {
         "control_share": control_share,
         "queue_served": int((~served.is_control).sum()), "control_served": int(served.is_control.sum()),

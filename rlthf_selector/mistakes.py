@@ -339,6 +339,26 @@ class MistakeModel:
         z = float(norm.ppf(self.confidence))
         return _sigmoid(logit), _sigmoid(logit - z * sd)
 
+    def reasons(self, matrix: np.ndarray, *, most: int = 2, at_least: float = 0.2) -> list[str]:
+        """Why each row's AI label is suspect, in words: the signals that raise its log-odds of a mistake most
+        (weight x standardised value, at least ``at_least``), strongest first, at most ``most``, joined by "; ".
+        An empty string where none does (a pair asked as a control draw, or one the model trusts).
+
+        Parameters
+        ----------
+        matrix : ndarray, shape (k, d)
+            Rows of the design the model was fitted on.
+        """
+        matrix = np.asarray(matrix, dtype=np.float64)
+        push = matrix * self.coef[1:]
+        words = [d.split(" (")[0] for d in self.descriptions]  # without the bracketed gloss: a column's width
+        keep = [not n.endswith(":missing") for n in self.names]
+        out = []
+        for row in push:
+            order = [j for j in np.argsort(-row, kind="stable") if keep[j] and row[j] >= at_least][:most]
+            out.append("; ".join(words[j] for j in order))
+        return out
+
     def weights(self, *, confidence: float = 0.9) -> list[dict[str, Any]]:
         """Each column's learned weight with a two-sided interval, strongest first (JSON-able)."""
         from scipy.stats import norm

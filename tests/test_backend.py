@@ -503,6 +503,12 @@ def test_the_queue_holds_control_draws_at_the_configured_share_spread_through_it
     assert (state.drawn_by[state.queue_rank < 0] == 0).all()
     draws = client.get("/metrics").get_json()["projects"][str(pid)]["draws"]
     assert draws["control_served"] == 4 and draws["queue_served"] == 36 and draws["control_share"] == 0.1
+    # Each served pair says why it is asked: control draws are random checks, the others name their signals.
+    reasons = state.summary["queue_reasons"]
+    assert set(reasons) == {str(int(state.task_ids[i])) for i in order}
+    assert all(reasons[str(int(state.task_ids[i]))] == "random check" for i in order[is_control])
+    assert any("the reward model contradicts the AI label" in reasons[str(int(state.task_ids[i]))]
+               for i in order[~is_control])
     # Label Studio serves the control draws with the queue (scores below 0.5), so annotators meet them in turn.
     scores = [p["score"] for p in fake_ls.predictions if p["model_version"] == "rlthf-1"
               and p["task"] in {int(state.task_ids[i]) for i in order[is_control]}]

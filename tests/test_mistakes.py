@@ -160,3 +160,14 @@ def test_estimate_mistakes_fits_on_every_human_answer_and_leaves_pairs_without_a
     assert (est.lower[:-1] <= est.prob[:-1]).all()
     out = est.model.to_dict()
     assert out["answers"] == 20 and {w["signal"] for w in out["weights"]} >= {"rm_contradicts", "ai_chose_shorter"}
+
+
+def test_reasons_name_the_signals_that_raise_a_pairs_odds_of_a_mistake_most():
+    signals = [Signal("a", "signal a (with a gloss)", 1.0, np.array([2.0, -1.0, -1.0, 0.0])),
+               Signal("b", "signal b", 0.5, np.array([2.0, -1.0, -1.0, 0.0]))]
+    design = design_matrix(signals, scope=np.ones(4, bool))
+    model = fit_mistake_model(design, answered=np.zeros(4, bool), wrong=np.zeros(4, bool))
+    reasons = model.reasons(design.matrix)
+    assert reasons[0] == "signal a; signal b"  # both raise it, a the more (its prior weight is larger)
+    assert reasons[1] == reasons[2] == reasons[3] == ""  # lowered or left as it is: nothing to say
+    assert model.reasons(design.matrix, most=1)[0] == "signal a"
