@@ -299,6 +299,9 @@ class MistakeModel:
     prior_sd : float
         The prior's width the answers favour: the geometric mean over :data:`PRIOR_SD_GRID`, weighted by each width's
         Laplace evidence.
+    width_coef, width_covariance : list of ndarray
+        The posterior under each width of the grid (empty before any answer); :meth:`predict`'s lower bound is the
+        smallest over them.
     """
 
     names: list[str]
@@ -310,9 +313,12 @@ class MistakeModel:
     n_mistakes: int
     confidence: float
     prior_sd: float
+    width_coef: list[np.ndarray] = field(default_factory=list)
+    width_covariance: list[np.ndarray] = field(default_factory=list)
 
     def predict(self, matrix: np.ndarray, *, more_answers: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """P(AI label wrong) and its lower confidence bound for each row of ``matrix`` (shape (n, d)).
+        """P(AI label wrong) (the mixture over prior widths) and its lower confidence bound (the smallest over the
+        widths) for each row of ``matrix`` (shape (n, d)).
 
         Parameters
         ----------
@@ -334,10 +340,15 @@ class MistakeModel:
         if self.n_answers == 0 and more_answers == 0:  # the prior alone never flips a label
             return _sigmoid(logit), np.zeros(x.shape[0])
         n = max(self.n_answers, 1)
-        cov = self.covariance * (n / (n + more_answers))
-        sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, cov, x), 0.0))
         z = float(norm.ppf(self.confidence))
-        return _sigmoid(logit), _sigmoid(logit - z * sd)
+        # The bound must hold under every prior width on the grid, not only the mixture the answers favour: a flip
+        # needs the prior's support (the tightest width) and the answers' (the widest) alike. A few dozen answers
+        # that happen to make a weak signal look strong can widen the favoured prior; they cannot move the tight one.
+        lower = np.full(x.shape[0], np.inf)
+        for coef, cov in zip(self.width_coef or [self.coef], self.width_covariance or [self.covariance]):
+            sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, cov * (n / (n + more_answers)), x), 0.0))
+            lower = np.minimum(lower, x @ coef - z * sd)
+        return _sigmoid(logit), _sigmoid(lower)
 
     def reasons(self, matrix: np.ndarray, *, most: int = 2, at_least: float = 0.2) -> list[str]:
         """Why each row's AI label is suspect, in words: the signals that raise its log-odds of a mistake most
@@ -455,6 +466,8 @@ def fit_mistake_model(design: Design, *, answered: np.ndarray, wrong: np.ndarray
 
     prior_sd = PRIOR_SD_GRID[len(PRIOR_SD_GRID) // 2]
     coef, cov = prior_mean.copy(), np.diag(1.0 / precision(prior_sd))
+    width_coef: list[np.ndarray] = []
+    width_cov: list[np.ndarray] = []
     if x.shape[0]:
         # The prior's width is not fixed: each width on the grid is weighted by how well it explains the answers
         # (its Laplace evidence; a flat prior over the grid) and the posteriors are merged into one Gaussian with the
@@ -468,9 +481,11 @@ def fit_mistake_model(design: Design, *, answered: np.ndarray, wrong: np.ndarray
         coef = np.sum([w * f[0] for w, f in zip(weight, fits)], axis=0)
         cov = np.sum([w * (f[1] + np.outer(f[0] - coef, f[0] - coef)) for w, f in zip(weight, fits)], axis=0)
         prior_sd = float(np.exp(np.sum(weight * np.log(PRIOR_SD_GRID))))
+        width_coef, width_cov = [f[0] for f in fits], [f[1] for f in fits]
     return MistakeModel(names=list(design.names), descriptions=list(design.descriptions), coef=coef, covariance=cov,
                         prior_mean=prior_mean, n_answers=int(answered.sum()), n_mistakes=int((y != 0).sum()),
-                        confidence=config.flip_confidence, prior_sd=prior_sd)
+                        confidence=config.flip_confidence, prior_sd=prior_sd, width_coef=width_coef,
+                        width_covariance=width_cov)
 
 
 @dataclass
