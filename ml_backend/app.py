@@ -30,7 +30,7 @@ from rlthf_selector.pairs import LabelSource, parse_label
 
 from ml_backend.registry import ProjectEntry, ProjectRegistry, UnknownProject
 from ml_backend.state import StateStore
-from ml_backend.training import region_name
+from ml_backend.training import shown_region
 from ml_backend.worker import TrainingWorker
 
 log = logging.getLogger(__name__)
@@ -400,7 +400,7 @@ def _prediction(state: Any, control: PreferenceControl, task: Mapping[str, Any])
         "score": float(state.score[pos]),
         "model_version": state.model_version,
         "rlthf": {
-            "region": region_name(state.region[pos], state.human_label[pos]),
+            "region": shown_region(state, pos),
             "label_source": LabelSource(int(state.label_source[pos])).label,
             "reward_gap": float(state.reward_gap[pos]),
             "priority": int(priority) if math.isfinite(priority) else None,

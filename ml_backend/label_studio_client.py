@@ -357,11 +357,17 @@ class LabelStudioClient:
         return self._raw("GET", "api/dm/views", params={"project": int(project_id)})
 
     def ensure_view(self, project_id: int, title: str, data: Mapping[str, Any]) -> int:
-        """Create the Data Manager view ``title`` or update the existing one; its id."""
+        """Create the Data Manager view ``title`` or update the existing one; its id.
+
+        An existing view whose data already holds ``data`` is left alone, so what a person changed beside it (column
+        widths, say) stays.
+        """
         payload = {"project": int(project_id), "data": {"title": title, **dict(data)}}
         for view in self.list_views(project_id):
-            if (view.get("data") or {}).get("title") == title:
-                self._raw("PATCH", f"api/dm/views/{int(view['id'])}", json=payload)
+            current = view.get("data") or {}
+            if current.get("title") == title:
+                if any(current.get(k) != v for k, v in payload["data"].items()):
+                    self._raw("PATCH", f"api/dm/views/{int(view['id'])}", json=payload)
                 return int(view["id"])
         return int(self._raw("POST", "api/dm/views", json=payload)["id"])
 

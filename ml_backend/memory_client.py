@@ -24,7 +24,7 @@ class InMemoryLabelStudio:
         self.projects: dict[int, dict[str, Any]] = {}
         self.tasks: dict[int, dict[str, Any]] = {}
         self.predictions: list[dict[str, Any]] = []
-        self.views: dict[int, dict[str, Any]] = {}
+        self.views: dict[int, dict[str, dict[str, Any]]] = {}  # project id -> title -> view data
         self.calls: list[tuple[str, Any]] = []
         self.delay_s = 0.0
         self.fail = False
@@ -106,8 +106,10 @@ class InMemoryLabelStudio:
 
     def ensure_view(self, pid: int, title: str, data: dict[str, Any]) -> int:
         self._check("ensure_view", title)
-        self.views[pid] = {"title": title, **data}
-        return pid
+        with self.lock:
+            views = self.views.setdefault(pid, {})
+            views[title] = {"title": title, **copy.deepcopy(dict(data))}
+            return pid * 1000 + list(views).index(title)
 
     def export_tasks(self, pid: int, *, all_tasks: bool = True) -> list[dict[str, Any]]:
         self._check("export_tasks", pid)

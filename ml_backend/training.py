@@ -30,8 +30,22 @@ from ml_backend.state import DRAW_RECORDS, ProjectState, blank_draw_records
 log = logging.getLogger(__name__)
 
 VIEW_TITLE = "RLTHF: needs human"
+VIEW_ALL = "RLTHF: all tasks"
+VIEW_FLIPPED = "RLTHF: flipped by RLTHF"
+VIEW_TRUSTED = "RLTHF: trusted (sample)"
 REGION_FIELD = "rlthf_region"
 PRIORITY_FIELD = "rlthf_priority"
+REASON_FIELD = "rlthf_reason"
+AI_CHOICE_FIELD = "rlthf_ai_choice"
+LABEL_FIELD = "rlthf_label"
+AUDIT_FIELD = "rlthf_audit"
+#: Every task data field the backend writes; a write-back replaces them all and keeps every other field.
+RLTHF_FIELDS = (REGION_FIELD, PRIORITY_FIELD, REASON_FIELD, AI_CHOICE_FIELD, LABEL_FIELD, AUDIT_FIELD)
+AUDIT_FLIPPED = "flipped"
+AUDIT_TRUSTED = "trusted sample"
+#: What a control draw shows wherever a region is shown: it was drawn at random, whatever its region.
+RANDOM_CHECK = "random check"
+TRUSTED_SAMPLE_SIZE = 25
 MAX_WARNINGS = 20
 
 
@@ -522,25 +536,85 @@ def region_name(region: int, human_label: int) -> str:
     return Region(int(region)).label
 
 
-def task_fields(state: ProjectState, i: int, *, all_regions: bool = False) -> dict[str, Any]:
-    """The ``rlthf_*`` data fields of the task at position ``i``.
+def shown_region(state: ProjectState, i: int) -> str:
+    """The region a person is shown for the task at position ``i``: "random check" for a control draw still being
+    served (it was drawn at random, whatever its region says), else the region's name."""
+    from rlthf_selector.estimates import CONTROL_DRAW
 
-    Queued tasks get their region and their rank in the human queue; other tasks get no priority key (Label
-    Studio's number filters on a data field match a JSON null) and, only with ``all_regions``, their region
-    (each changed task costs one PATCH of ~0.1-0.2 s in Label Studio, so this is off by default).
+    served = state.queue_rank.shape[0] > i and state.queue_rank[i] >= 0
+    if served and state.drawn_by.shape[0] > i and state.drawn_by[i] == CONTROL_DRAW:
+        return RANDOM_CHECK
+    return region_name(state.region[i], state.human_label[i])
+
+
+def _choice_letter(label: int) -> str:
+    return {1: "A", -1: "B"}.get(int(label), "none")
+
+
+def trusted_sample(state: ProjectState, size: int = TRUSTED_SAMPLE_SIZE) -> np.ndarray:
+    """Positions of a sample of the trusted pairs (AI label kept, no human label, not queued) for a person to audit.
+
+    The sample is picked by a hash of the task id, not at random per retrain: a pair stays in it while it stays
+    trusted, so a retrain rewrites (one PATCH each) only the tasks that enter or leave it.
+
+    Returns
+    -------
+    ndarray of int64, shape (min(size, trusted),)
     """
-    rank = state.priority[i]
-    if not (all_regions or math.isfinite(rank)):
-        return {}
-    fields: dict[str, Any] = {REGION_FIELD: region_name(state.region[i], state.human_label[i])}
-    if math.isfinite(rank):
-        fields[PRIORITY_FIELD] = int(rank)
-    return fields
+    from rlthf_selector.selection import Region
+
+    trusted = np.flatnonzero((state.region == int(Region.TRUSTED)) & (state.label_source == int(LabelSource.AI))
+                             & (state.human_label == 0) & ~np.isfinite(state.priority))
+    with np.errstate(over="ignore"):
+        key = state.task_ids[trusted].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return trusted[np.argsort(key, kind="stable")[:size]]
+
+
+def all_task_fields(state: ProjectState, *, all_regions: bool = False) -> list[dict[str, Any]]:
+    """The ``rlthf_*`` data fields of every task, in ``state.task_ids`` order.
+
+    - Queued tasks: ``rlthf_priority`` (their rank, a number), ``rlthf_region`` ("random check" for a control draw),
+      ``rlthf_reason`` (why the pair is asked, in words: ``summary["queue_reasons"]``) and ``rlthf_ai_choice``.
+    - Pairs RLTHF flipped (no human label): ``rlthf_audit`` "flipped", their region, the AI's choice and the label
+      now exported (``rlthf_label``), for the "flipped by RLTHF" view.
+    - A fixed sample of the trusted pairs (:func:`trusted_sample`): ``rlthf_audit`` "trusted sample", region, AI
+      choice, for the "trusted (sample)" view.
+    - Other tasks: nothing (no priority key: Label Studio's number filters on a data field match a JSON null), or
+      with ``all_regions`` their region (each changed task costs one PATCH of ~0.1-0.2 s, so it is off by default).
+    """
+    reasons = (state.summary or {}).get("queue_reasons", {})
+    sampled = np.zeros(state.task_ids.shape[0], dtype=bool)
+    sampled[trusted_sample(state)] = True
+    out: list[dict[str, Any]] = []
+    for i, tid in enumerate(state.task_ids):
+        rank = state.priority[i]
+        queued = math.isfinite(rank)
+        flipped = state.label_source[i] == int(LabelSource.FLIPPED) and state.human_label[i] == 0
+        fields: dict[str, Any] = {}
+        if queued or flipped or sampled[i] or all_regions:
+            fields[REGION_FIELD] = shown_region(state, i)
+        if queued:
+            fields[PRIORITY_FIELD] = int(rank)
+            fields[REASON_FIELD] = reasons.get(str(int(tid)), "")
+        if flipped or sampled[i]:
+            fields[AUDIT_FIELD] = AUDIT_FLIPPED if flipped else AUDIT_TRUSTED
+        if flipped:
+            fields[LABEL_FIELD] = _choice_letter(state.labels[i])
+        if queued or flipped or sampled[i]:
+            fields[AI_CHOICE_FIELD] = _choice_letter(state.ai_label[i])
+        out.append(fields)
+    return out
+
+
+def task_fields(state: ProjectState, i: int, *, all_regions: bool = False) -> dict[str, Any]:
+    """The ``rlthf_*`` data fields of the task at position ``i`` (see :func:`all_task_fields`, which computes every
+    task's at once)."""
+    return all_task_fields(state, all_regions=all_regions)[i]
 
 
 def merged_task_data(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any] | None:
     """``current`` with the ``rlthf_*`` fields replaced by ``fields``; None when nothing changes."""
-    merged = {k: v for k, v in current.items() if k not in (REGION_FIELD, PRIORITY_FIELD)}
+    merged = {k: v for k, v in current.items() if k not in RLTHF_FIELDS}
     merged.update(fields)
     return None if merged == dict(current) else merged
 
@@ -555,19 +629,84 @@ def prediction_for(state: ProjectState, i: int, control: PreferenceControl, *, b
     }
 
 
-def view_definition() -> dict[str, Any]:
-    """The Data Manager view: the unlabelled tasks of the human queue, most valuable first."""
+# Label Studio 1.23.2's own Data Manager columns (label_studio/data_manager/functions.py:get_all_columns).
+_BUILTIN_COLUMNS = (
+    "id", "inner_id", "completed_at", "total_annotations", "cancelled_annotations", "total_predictions", "annotators",
+    "annotations_results", "annotations_ids", "predictions_score", "predictions_model_versions", "predictions_results",
+    "file_upload", "storage_filename", "created_at", "updated_at", "updated_by", "avg_lead_time", "draft_exists",
+)
+
+
+def _column(name: str) -> str:
+    """A Data Manager column id: ``tasks:<built-in>`` or ``tasks:data.<field>``."""
+    return f"tasks:{name}" if name in _BUILTIN_COLUMNS else f"tasks:data.{name}"
+
+
+def _columns(shown: Sequence[str], data_keys: Sequence[str], *, hide_in_labeling: Sequence[str] = ()) -> dict[str, Any]:
+    """``hiddenColumns`` that show only ``shown``: every other built-in column and data field is hidden.
+
+    ``hide_in_labeling`` are also hidden beside an open task (the AI's choice: the labeling screen stays blind).
+    """
+    every = [_column(c) for c in _BUILTIN_COLUMNS] + [f"tasks:data.{k}" for k in sorted(set(data_keys))]
+    keep = {_column(c) for c in shown}
+    explore = [c for c in every if c not in keep]
+    labeling = explore + [_column(c) for c in hide_in_labeling if _column(c) not in explore]
+    return {"explore": explore, "labeling": labeling}
+
+
+def view_definitions(data_keys: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """The Data Manager tabs the backend keeps, by title, each with only the columns that matter for it.
+
+    Parameters
+    ----------
+    data_keys : list of str
+        Every data field the project's tasks hold (their columns are hidden unless a tab shows them).
+
+    Returns
+    -------
+    dict of str to dict
+        "RLTHF: all tasks" (every task), "RLTHF: needs human" (the unlabelled queue by priority), "RLTHF: flipped by
+        RLTHF" (pairs whose exported label is the flipped AI label) and "RLTHF: trusted (sample)" (a fixed sample of
+        the pairs whose AI label is kept unchecked).
+    """
+    keys = set(data_keys) | set(RLTHF_FIELDS)
+    texts = ("prompt", "response_a", "response_b")
+    number = {_column(PRIORITY_FIELD): "Number"}
+    audit = lambda value: {"conjunction": "and", "items": [  # noqa: E731
+        {"filter": f"filter:tasks:data.{AUDIT_FIELD}", "operator": "equal", "type": "String", "value": value}]}
     return {
-        "filters": {
-            "conjunction": "and",
-            "items": [
-                {"filter": f"filter:tasks:data.{PRIORITY_FIELD}", "operator": "greater_or_equal", "type": "Number", "value": 0},
-                {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0},
-            ],
+        VIEW_ALL: {
+            "ordering": ["tasks:id"], "columnsDisplayType": number,
+            "hiddenColumns": _columns(("id", "total_annotations", "annotators", *texts, "ai_label", PRIORITY_FIELD,
+                                       REGION_FIELD, REASON_FIELD), keys, hide_in_labeling=("ai_label",)),
         },
-        "ordering": [f"tasks:data.{PRIORITY_FIELD}"],
-        "columnsDisplayType": {f"data.{PRIORITY_FIELD}": "Number"},
+        VIEW_TITLE: {
+            "filters": {
+                "conjunction": "and",
+                "items": [
+                    {"filter": f"filter:tasks:data.{PRIORITY_FIELD}", "operator": "greater_or_equal", "type": "Number",
+                     "value": 0},
+                    {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0},
+                ],
+            },
+            "ordering": [f"tasks:data.{PRIORITY_FIELD}"], "columnsDisplayType": number,
+            "hiddenColumns": _columns((PRIORITY_FIELD, *texts, AI_CHOICE_FIELD, REASON_FIELD, REGION_FIELD), keys,
+                                      hide_in_labeling=(AI_CHOICE_FIELD,)),
+        },
+        VIEW_FLIPPED: {
+            "filters": audit(AUDIT_FLIPPED), "ordering": ["tasks:id"],
+            "hiddenColumns": _columns(("id", *texts, AI_CHOICE_FIELD, LABEL_FIELD, REGION_FIELD), keys),
+        },
+        VIEW_TRUSTED: {
+            "filters": audit(AUDIT_TRUSTED), "ordering": ["tasks:id"],
+            "hiddenColumns": _columns(("id", *texts, AI_CHOICE_FIELD, REGION_FIELD), keys),
+        },
     }
+
+
+def view_definition() -> dict[str, Any]:
+    """The "RLTHF: needs human" tab: the unlabelled tasks of the human queue, most valuable first."""
+    return view_definitions()[VIEW_TITLE]
 
 
 def write_back(
@@ -581,9 +720,11 @@ def write_back(
        tasks keep the prediction they had (an annotation's ``parent_prediction`` would be cleared with it) and get no
        new one: their label is the human's;
     2. ``project.model_version`` and sampling "Uncertainty sampling";
-    3. ``rlthf_region``/``rlthf_priority`` merged into each task's data where they changed (Label Studio
-       replaces the whole data dict on PATCH, so the merged dict is sent; every other field is kept);
-    4. the Data Manager view "RLTHF: needs human".
+    3. the ``rlthf_*`` fields (:func:`all_task_fields`: priority, region, reason, the AI's choice, audit marks)
+       merged into each task's data where they changed (Label Studio replaces the whole data dict on PATCH, so the
+       merged dict is sent; every other field is kept);
+    4. the Data Manager tabs of :func:`view_definitions` ("RLTHF: all tasks", "RLTHF: needs human", "RLTHF: flipped
+       by RLTHF", "RLTHF: trusted (sample)").
 
     Parameters
     ----------
@@ -610,10 +751,12 @@ def write_back(
     n_pred = client.import_predictions(state.project_id, predictions) if predictions else 0
     client.update_project(state.project_id, model_version=state.model_version, sampling=SAMPLING_UNCERTAINTY)
     patches = []
-    for i, t in enumerate(state.task_ids):
+    data_keys: set[str] = set()
+    for i, (t, fields) in enumerate(zip(state.task_ids, all_task_fields(state, all_regions=all_regions))):
         current = data_by_task.get(int(t))
         if current is not None:
-            merged = merged_task_data(current, task_fields(state, i, all_regions=all_regions))
+            data_keys.update(current)
+            merged = merged_task_data(current, fields)
             if merged is not None:
                 patches.append((int(t), merged))
     if patches:
@@ -622,7 +765,8 @@ def write_back(
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             list(pool.map(lambda p: client.update_task_data(*p), patches))
     patched = len(patches)
-    client.ensure_view(state.project_id, VIEW_TITLE, view_definition())
+    for title, definition in view_definitions(sorted(data_keys)).items():
+        client.ensure_view(state.project_id, title, definition)
     log.info("write-back of %s to project %d: %d predictions (%d older removed), %d tasks patched, in %.2f s",
              state.model_version, state.project_id, n_pred, removed, patched, time.perf_counter() - started)
     return {"predictions": int(n_pred), "predictions_removed": int(removed), "tasks_patched": patched}

@@ -111,14 +111,16 @@ def test_training_writes_back_predictions_version_sampling_fields_and_view(train
     preds = [p for p in fake_ls.predictions if p["model_version"] == "rlthf-1"]
     assert sorted(p["task"] for p in preds) == fake_ls.task_ids(pid)  # all tasks, in one bulk call
     assert sum(1 for c in fake_ls.calls if c[0] == "import_predictions") == 1
-    queued = 0
+    queued = marked = 0
     for tid in fake_ls.task_ids(pid):
         data = fake_ls.tasks[tid]["data"]
         assert data["prompt"] and data["response_a"] and data["response_b"] and data["pair_id"]  # merged, never wiped
         queued += "rlthf_priority" in data
-        assert ("rlthf_region" in data) == ("rlthf_priority" in data)  # only queued tasks are patched by default
+        marked += "rlthf_audit" in data
+        # By default only queued tasks and those marked for audit (flipped, the trusted sample) are patched.
+        assert ("rlthf_region" in data) == ("rlthf_priority" in data or "rlthf_audit" in data)
     assert queued == int(round(0.1 * N_PAIRS))
-    assert sum(1 for c in fake_ls.calls if c[0] == "update_task_data") == queued
+    assert sum(1 for c in fake_ls.calls if c[0] == "update_task_data") == queued + marked
 
 
 def test_write_regions_writes_every_task_and_leaving_the_queue_clears_the_priority(tmp_path, fake_ls):
@@ -128,7 +130,8 @@ def test_write_regions_writes_every_task_and_leaving_the_queue_clears_the_priori
     setup_project(client, pid)
     backend = app.extensions["rlthf"]
     backend.worker.run_due()
-    assert all(fake_ls.tasks[t]["data"]["rlthf_region"] in ("trusted", "human", "flip", "held") for t in fake_ls.task_ids(pid))
+    assert all(fake_ls.tasks[t]["data"]["rlthf_region"] in ("trusted", "human", "flip", "held", "random check")
+               for t in fake_ls.task_ids(pid))
     queued = [t for t in fake_ls.task_ids(pid) if "rlthf_priority" in fake_ls.tasks[t]["data"]]
     for tid in queued[:3]:  # humans answer the head of the queue
         fake_ls.annotate(tid, result(1))
@@ -137,8 +140,7 @@ def test_write_regions_writes_every_task_and_leaving_the_queue_clears_the_priori
     for tid in queued[:3]:
         assert "rlthf_priority" not in fake_ls.tasks[tid]["data"]
         assert fake_ls.tasks[tid]["data"]["prompt"]
-    assert fake_ls.views[pid]["title"] == "RLTHF: needs human"
-    assert fake_ls.views[pid]["ordering"] == ["tasks:data.rlthf_priority"]
+    assert fake_ls.views[pid]["RLTHF: needs human"]["ordering"] == ["tasks:data.rlthf_priority"]
 
 
 def test_predict_after_training_orders_the_queue_by_score(trained, fake_ls):
