@@ -1,7 +1,7 @@
 """The Flask app speaking Label Studio's ML-backend protocol.
 
 Routes: ``GET /health`` (open), ``POST /setup``, ``POST /predict``, ``POST /webhook``, ``POST /train``,
-``GET /versions``, ``GET /metrics``, ``GET /openapi.json``. Every route but ``/health`` requires basic auth
+``GET /versions``, ``GET /metrics``, ``GET /report/<project_id>`` (an HTML page for people), ``GET /openapi.json``. Every route but ``/health`` requires basic auth
 when ``BASIC_AUTH_USER`` is set. Requests never train: ``/webhook`` records the project as pending and
 returns; the process's :class:`~ml_backend.worker.TrainingWorker` trains in the background.
 
@@ -343,6 +343,10 @@ def create_app(
             requests=dict(backend.requests), client_errors=dict(backend.client_errors), projects=projects,
         )
 
+    @app.get("/report/<int:project_id>")
+    def report(project_id: int):
+        return Response(_report_html(backend, project_id), mimetype="text/html")
+
     @app.get("/openapi.json")
     def openapi():
         from ml_backend.openapi import openapi_spec
@@ -406,6 +410,16 @@ def _prediction(state: Any, control: PreferenceControl, task: Mapping[str, Any])
             "priority": int(priority) if math.isfinite(priority) else None,
         },
     }
+
+
+def _report_html(backend: Backend, project_id: int) -> str:
+    """The report page of one project (:func:`ml_backend.report_page.render_report`); 404 for an unknown project."""
+    from ml_backend.report_page import render_report
+
+    entry = backend.registry.require(project_id)
+    config = backend.config
+    return render_report(entry.state, status=entry.status, texts=entry.report_texts, queue_budget=config.queue_budget,
+                         confidence=config.estimate_confidence, label_studio_url=config.label_studio_url)
 
 
 def _versions_of(entry: ProjectEntry) -> list[str]:

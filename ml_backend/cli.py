@@ -174,6 +174,12 @@ PROJECT_DESCRIPTION = (
 )
 
 
+def project_description(backend_url: str, project_id: int) -> str:
+    """:data:`PROJECT_DESCRIPTION` with the link to the project's live report page on the backend."""
+    return (f"{PROJECT_DESCRIPTION} Live report (curve, AI mistakes found, estimates, budget): "
+            f"{backend_url.rstrip('/')}/report/{int(project_id)} (the backend's login).")
+
+
 class SetupError(RuntimeError):
     """``rlthf label-studio setup`` could not finish; what it had created is rolled back (the message says so)."""
 
@@ -255,6 +261,8 @@ def setup_project(
     pid = int(project["id"])
     imported_ids: list[int] = []
     try:
+        # The link to the report needs the project id, so it is written once the project exists.
+        client.update_project(pid, description=project_description(backend_url, pid))
         control = parse_label_config(project.get("label_config") or client.get_project(pid)["label_config"])
         existing = set()
         if not created:

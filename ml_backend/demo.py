@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  login        : {user} / {password}")
         print(f"  API token    : {token}")
         print(f"  ML backend   : {backend_url}  (log {work / 'backend.log'})")
+        print(f"  Live report  : {backend_url}/report/{pid}   (curve, AI mistakes found, estimates, budget)")
         print("  Click 'Label All Tasks': the human queue comes first, most valuable first; the tab")
         print("  'RLTHF: needs human' lists it. Each submitted annotation retrains the backend in the background.")
         print(f"  Export       : {export_command(ls.url, token, pid)}")

@@ -73,6 +73,15 @@ def openapi_spec() -> dict[str, Any]:
                                 "responses": {"200": ok("{status: queued}"), **errors}}},
             "/versions": {"get": {"parameters": [{"name": "project", "in": "query", "schema": {"type": "string"}}],
                                   "responses": {"200": ok("{versions: [...]}"), **errors}}},
+            "/report/{project_id}": {"get": {
+                "parameters": [{"name": "project_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": (
+                    "HTML page for people, no JavaScript: the reward-gap curve with its regions and the human answers, "
+                    "the share of AI mistakes along the curve from the human answers (Wilson intervals per tenth of the "
+                    "curve), the live estimates and their warnings, what the mistake model learned (its explanation "
+                    "and weights), the budget used and left, the head of the queue with the reason each pair is asked, "
+                    "and the TRL export command. Task texts are escaped. Reloads every 30 s."),
+                    "content": {"text/html": {"schema": {"type": "string"}}}}, **errors}}},
             "/metrics": {"get": {"responses": {"200": ok(
                 "per project: iteration, regions, label sources, counters, last training; mistake_model: what the "
                 "mistake model learned from the answers {answers, mistakes, prior_sd, weights: [{signal, description, "

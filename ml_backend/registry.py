@@ -17,6 +17,7 @@ from label_config import parse_label_config
 from rlthf_selector.config import BackendConfig
 
 from ml_backend.label_studio_client import LabelStudioClient, LabelStudioError
+from ml_backend.report_page import texts_for_report
 from ml_backend.state import ProjectState, StateStore
 from ml_backend.training import make_reward_model, train_state, write_back
 
@@ -39,6 +40,8 @@ class ProjectEntry:
     hostname: str = field(default="", repr=False)
     access_token: str = field(default="", repr=False)
     counters: dict = field(default_factory=lambda: {"predict_tasks": 0, "webhooks": 0, "duplicates": 0, "trainings": 0})
+    # Prompt and responses of the tasks the report page lists, from the last training (memory only).
+    report_texts: dict = field(default_factory=dict, repr=False)
 
 
 ClientFactory = Callable[[ProjectEntry], Any]
@@ -201,6 +204,7 @@ class ProjectRegistry:
                 entry.counters["trainings"] += 1
             entry.status, entry.message = ("waiting", outcome.message) if outcome.status == "waiting" else ("ready", "")
             state = entry.state
+            entry.report_texts = texts_for_report(state, tasks)
             result.update(model_version=state.model_version, iteration=state.iteration)
             if outcome.message:
                 result["message"] = outcome.message

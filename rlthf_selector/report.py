@@ -23,6 +23,8 @@ def plot_curve(
     region: np.ndarray | None = None,
     label_correct: np.ndarray | None = None,
     title: str = "Reward-gap curve",
+    mistake_share: Sequence[dict] | None = None,
+    mistake_source: str = "gold",
 ) -> Path:
     """Write a PNG of the sorted reward gaps with elbow, knee, reflection and the regions shaded.
 
@@ -34,6 +36,10 @@ def plot_curve(
         Regions per pair (shaded along the curve).
     label_correct : ndarray of bool, shape (n,), optional
         Whether each pair's label is right (simulations): wrong ones are marked in red ticks.
+    mistake_share : list of dict, optional
+        :func:`mistake_share_along_curve`: drawn in a second panel under the curve, on the same x-axis.
+    mistake_source : str
+        Where the mistakes are known from, for the legend ("gold", "human answers").
     """
     import matplotlib
 
@@ -44,7 +50,11 @@ def plot_curve(
     path.parent.mkdir(parents=True, exist_ok=True)
     n = curve.n
     xs = np.arange(n)
-    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    if mistake_share is None:
+        fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    else:
+        fig, (ax, share_ax) = plt.subplots(2, 1, figsize=(9, 7.2), dpi=110, sharex=True,
+                                           gridspec_kw={"height_ratios": [2, 1]})
     if region is not None and n:
         by_rank = np.asarray(region)[curve.order]
         for r, colour in _REGION_COLOURS.items():
@@ -68,6 +78,8 @@ def plot_curve(
     ax.set_ylabel("reward gap in the label's orientation")
     ax.set_title(title)
     ax.legend(loc="lower left", fontsize=8)
+    if mistake_share is not None:
+        plot_mistake_share(share_ax, mistake_share, source=mistake_source)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -136,8 +148,10 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     gold = result.pairs.gold_label
     correct = (result.labels == gold) if (gold != 0).all() else None
+    stretches, source = run_mistake_share(result)
     plot_curve(result.final_step.curve, out / "curve.png", region=result.final_step.region,
-               label_correct=correct, title=f"{title}: final reward-gap curve")
+               label_correct=correct, title=f"{title}: final reward-gap curve", mistake_share=stretches,
+               mistake_source=source)
     curve = result.final_step.curve
     lines = [f"# {title}", "", *extra_lines, "", "## Iterations", "",
              iteration_table(result.records, ai_accuracy=ai_accuracy), "",
@@ -145,6 +159,7 @@ def write_report(
              f"- detector: {curve.detector}; elbow {curve.elbow_index} (gap {curve.elbow_gap:.3f}), "
              f"knee {curve.knee_index} (gap {curve.knee_gap:.3f}), " + _reflection_text(curve)]
     lines += [f"- warning: {w}" for w in curve.warnings]
+    lines += ["", "## AI mistakes along the curve", "", mistake_share_markdown(stretches, source=source)]
     lines += ["", "## Live estimates", ""]
     if result.estimates:
         lines += ["From the human answers to the control draws (pairs drawn uniformly at random, "
@@ -278,3 +293,129 @@ def estimates_markdown(records: Sequence[dict]) -> str:
 
 def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
+
+
+# ----------------------------------------------------------------------------------------------
+# The share of AI mistakes along the curve
+# ----------------------------------------------------------------------------------------------
+def wilson_interval(successes: int, n: int, *, confidence: float = 0.9) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``successes / n`` at two-sided ``confidence``; (0, 1) when ``n`` is 0.
+
+    Chosen over the normal interval because bins along the curve hold few answers, often none or all mistakes,
+    where the normal interval collapses to a point.
+    """
+    from scipy.stats import norm
+
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, n={n}], got {successes}")
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mistake_share_along_curve(
+    oriented_gap: np.ndarray,
+    wrong: np.ndarray,
+    known: np.ndarray,
+    *,
+    bins: int = 10,
+    confidence: float = 0.9,
+) -> list[dict]:
+    """The share of AI mistakes in each stretch of the reward-gap curve, with Wilson intervals.
+
+    The pairs are sorted by their oriented reward gap, descending (the curve's x-axis, as ``analyze_curve`` sorts), and cut
+    into ``bins`` stretches of equal size. In each, the share of the pairs whose AI label is ``wrong`` among those
+    where it is ``known``. If the method works, the share climbs toward the curve's tail.
+
+    Parameters
+    ----------
+    oriented_gap : ndarray of float, shape (n,)
+        The gap in each pair's current label's orientation (:attr:`rlthf_selector.loop.StepResult.oriented_gap`).
+    wrong : ndarray of bool, shape (n,)
+        The AI label is wrong (read only where ``known``).
+    known : ndarray of bool, shape (n,)
+        Whether it is known: from gold in a simulation (every pair), from a human answer in Label Studio (the
+        answered pairs only, which the queue chose, so a stretch's share describes its answered pairs, not every
+        pair in it).
+    bins : int
+    confidence : float
+        Two-sided coverage of the intervals.
+
+    Returns
+    -------
+    list of dict
+        One per stretch, along the curve: ``start``, ``stop`` (curve positions, ``stop`` exclusive), ``pairs``,
+        ``known``, ``mistakes``, ``share`` (None without a known pair), ``lower``, ``upper``.
+    """
+    gap = np.asarray(oriented_gap, dtype=np.float64)
+    wrong = np.asarray(wrong, dtype=bool)
+    known = np.asarray(known, dtype=bool)
+    n = gap.shape[0]
+    if wrong.shape != (n,) or known.shape != (n,):
+        raise ValueError(f"wrong and known must have the shape of oriented_gap ({n},), got {wrong.shape} and {known.shape}")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    order = np.argsort(-np.nan_to_num(gap, nan=-np.inf), kind="stable")
+    edges = np.unique(np.linspace(0, n, min(bins, max(n, 1)) + 1).round().astype(np.int64))
+    out = []
+    for start, stop in zip(edges[:-1], edges[1:]):
+        where = order[start:stop]
+        k = int(known[where].sum())
+        m = int((wrong[where] & known[where]).sum())
+        lower, upper = wilson_interval(m, k, confidence=confidence)
+        out.append({"start": int(start), "stop": int(stop), "pairs": int(stop - start), "known": k, "mistakes": m,
+                    "share": (m / k) if k else None, "lower": lower, "upper": upper})
+    return out
+
+
+def mistake_share_markdown(stretches: Sequence[dict], *, source: str, confidence: float = 0.9) -> str:
+    """:func:`mistake_share_along_curve` as a markdown table, headed by where the answers come from (``source``)."""
+    lines = [f"Share of AI mistakes along the curve ({source}), pairs sorted by reward gap, highest first; "
+             f"{100 * confidence:.0f}% Wilson intervals.", "",
+             "| curve positions | pairs | known | AI mistakes | share [interval] |", "| --- | --- | --- | --- | --- |"]
+    for s in stretches:
+        share = "—" if s["share"] is None else f"{100 * s['share']:.0f}% [{100 * s['lower']:.0f}, {100 * s['upper']:.0f}]"
+        lines.append(f"| {s['start']}-{s['stop'] - 1} | {s['pairs']} | {s['known']} | {s['mistakes']} | {share} |")
+    return "\n".join(lines)
+
+
+def plot_mistake_share(ax, stretches: Sequence[dict], *, source: str) -> None:
+    """Draw :func:`mistake_share_along_curve` on a matplotlib axis: each stretch's share with its interval."""
+    have = [s for s in stretches if s["share"] is not None]
+    centre = [(s["start"] + s["stop"]) / 2 for s in have]
+    share = np.asarray([s["share"] for s in have])
+    lower = share - np.asarray([s["lower"] for s in have])
+    upper = np.asarray([s["upper"] for s in have]) - share
+    if have:
+        ax.errorbar(centre, 100 * share, yerr=[100 * lower, 100 * upper], fmt="o-", color="#c03030", ms=4, capsize=3,
+                    lw=1, label=f"AI mistakes ({source})")
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("AI mistakes, %")
+    ax.set_xlabel("pairs, sorted by reward gap (descending)")
+
+
+def run_mistake_share(result: LoopResult, *, bins: int = 10) -> tuple[list[dict], str]:
+    """The share of AI mistakes along a finished loop's final curve, and where it is known from: gold where every pair
+    has one (simulations, the demo), else the human answers.
+
+    Returns
+    -------
+    stretches : list of dict
+        :func:`mistake_share_along_curve` over the final step's oriented gaps.
+    source : str
+        "gold" or "human answers".
+    """
+    pairs = result.pairs
+    ai = np.asarray(pairs.ai_label)
+    gold = np.asarray(pairs.gold_label)
+    if (gold != 0).all():
+        truth, source = gold, "gold"
+    else:
+        truth, source = np.asarray(pairs.human_label), "human answers"
+    known = (truth != 0) & (ai != 0)
+    return mistake_share_along_curve(result.final_step.oriented_gap, ai != truth, known, bins=bins), source

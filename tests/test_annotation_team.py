@@ -175,6 +175,10 @@ class _ScriptedLabelStudio:
         self._call("create_project")
         return {"id": 9, "label_config": label_config}
 
+    def update_project(self, pid, **fields):
+        self._call("update_project")
+        return {"id": pid, **fields}
+
     def list_tasks(self, pid):
         return [{"id": 1, "data": {"pair_id": "already"}}]
 

@@ -627,7 +627,8 @@ def _basic(user: str, password: str) -> dict:
 
 
 @pytest.mark.parametrize("method,path", [("post", "/setup"), ("post", "/predict"), ("post", "/webhook"), ("post", "/train"),
-                                         ("get", "/versions"), ("get", "/metrics"), ("get", "/openapi.json")])
+                                         ("get", "/versions"), ("get", "/metrics"), ("get", "/openapi.json"),
+                                         ("get", "/report/1")])
 def test_every_route_but_health_needs_credentials_when_set(tmp_path, fake_ls, method, path):
     client = make_app(tmp_path, fake_ls, basic_auth_user="annot", basic_auth_pass="s3cret-pass").test_client()
     for headers in ({}, _basic("annot", "wrong"), _basic("other", "s3cret-pass"), {"Authorization": "Bearer s3cret-pass"}):
@@ -696,7 +697,8 @@ def test_unexpected_errors_answer_500_without_a_stack_trace(trained, fake_ls, mo
 
 def test_openapi_lists_every_route(tmp_path, fake_ls):
     spec = make_app(tmp_path, fake_ls).test_client().get("/openapi.json").get_json()
-    assert set(spec["paths"]) == {"/health", "/setup", "/predict", "/webhook", "/train", "/versions", "/metrics"}
+    assert set(spec["paths"]) == {"/health", "/setup", "/predict", "/webhook", "/train", "/versions", "/metrics",
+                                  "/report/{project_id}"}
 
 
 # ---------------------------------------------------------------------- fuzzing from the OpenAPI shapes
