@@ -9,39 +9,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from rlthf_selector.config import (
-    BradleyTerryConfig,
-    CurveConfig,
-    FeaturizerConfig,
-    LoopConfig,
-    SelectionConfig,
-    add_config_arguments,
-    config_from_args,
-    config_markdown,
-)
-
-#: Config classes of the selector, in the order the docs list them.
-SELECTOR_CONFIGS = (LoopConfig, CurveConfig, SelectionConfig, BradleyTerryConfig, FeaturizerConfig)
-
-
-def add_selector_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every selector option (loop, curve, selection, reward model, features)."""
-    add_config_arguments(parser, LoopConfig)
-    add_config_arguments(parser, CurveConfig, prefix="curve_")
-    add_config_arguments(parser, SelectionConfig, prefix="selection_")
-    add_config_arguments(parser, BradleyTerryConfig, prefix="rm_")
-    add_config_arguments(parser, FeaturizerConfig, prefix="features_")
-
-
-def selector_configs(args: argparse.Namespace) -> dict:
-    return {
-        "loop_config": config_from_args(LoopConfig, args),
-        "curve_config": config_from_args(CurveConfig, args, prefix="curve_"),
-        "selection_config": config_from_args(SelectionConfig, args, prefix="selection_"),
-        "rm_config": config_from_args(BradleyTerryConfig, args, prefix="rm_"),
-        "featurizer_config": config_from_args(FeaturizerConfig, args, prefix="features_"),
-    }
-
+from rlthf_selector.config import SELECTOR_CONFIGS, add_selector_arguments, config_markdown, selector_configs
 
 def run_demo(args: argparse.Namespace) -> int:
     """The main job on shipped data: a PandaLM slice with GPT-3.5 as the AI judge and the human majority answering

@@ -355,3 +355,25 @@ class JudgeConfig:
     local_max_length: int = _f(4096, "Longest prompt (tokens) a --local-model judge scores; longer pairs stay unlabeled (too_long).")
 
 
+#: Config classes of the selector, in the order the docs list them.
+SELECTOR_CONFIGS = (LoopConfig, CurveConfig, SelectionConfig, BradleyTerryConfig, FeaturizerConfig)
+
+
+def add_selector_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every selector option (loop, curve, selection, reward model, features)."""
+    add_config_arguments(parser, LoopConfig)
+    add_config_arguments(parser, CurveConfig, prefix="curve_")
+    add_config_arguments(parser, SelectionConfig, prefix="selection_")
+    add_config_arguments(parser, BradleyTerryConfig, prefix="rm_")
+    add_config_arguments(parser, FeaturizerConfig, prefix="features_")
+
+
+def selector_configs(args: argparse.Namespace) -> dict:
+    """The selector's config objects from parsed options (:func:`add_selector_arguments`), by keyword name."""
+    return {
+        "loop_config": config_from_args(LoopConfig, args),
+        "curve_config": config_from_args(CurveConfig, args, prefix="curve_"),
+        "selection_config": config_from_args(SelectionConfig, args, prefix="selection_"),
+        "rm_config": config_from_args(BradleyTerryConfig, args, prefix="rm_"),
+        "featurizer_config": config_from_args(FeaturizerConfig, args, prefix="features_"),
+    }

@@ -555,7 +555,7 @@ def write_outputs(output: dict[str, Any], *, json_path: Path, out_dir: Path, com
 
 
 def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
-    from rlthf_selector.cli import add_selector_arguments
+    from rlthf_selector.config import add_selector_arguments
 
     p = subparsers.add_parser("simulate", help="benchmark RLTHF against random, margin, cleanlab and more on real data",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -586,7 +586,7 @@ def _csv(text: str, cast: Callable[[str], Any]) -> list[Any]:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from rlthf_selector.cli import selector_configs
+    from rlthf_selector.config import selector_configs
 
     configs = selector_configs(args)
     if args.featurizer:
