@@ -103,8 +103,8 @@ def curve_svg(state: ProjectState, *, width: int = 860, height: int = 280) -> st
     for b in buckets:
         if b.size:
             r = Region(int(np.bincount(region[b], minlength=4).argmax()))
-            x0, x1 = x_of(b[0] - 0.5), x_of(b[-1] + 0.5)
-            parts.append(f'<rect x="{max(x0, left):.1f}" y="{top}" width="{max(x1 - x0, 0.5):.1f}" height="{plot_h}" '
+            x0, x1 = max(x_of(b[0] - 0.5), left), min(x_of(b[-1] + 0.5), left + plot_w)
+            parts.append(f'<rect x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 0.5):.1f}" height="{plot_h}" '
                          f'fill="{_REGION_COLOURS[r]}" fill-opacity="0.15"/>')
     parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y_of(0):.1f}" y2="{y_of(0):.1f}" stroke="#000" '
                  f'stroke-width="0.6"/>')
