@@ -65,9 +65,12 @@ def _pct(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{100 * value:.{digits}f}%"
 
 
-def _estimate_cell(est: Mapping[str, Any] | None, *, signed: bool = False) -> str:
+def _estimate_cell(est: Mapping[str, Any] | None, *, signed: bool = False, share: bool = True) -> str:
+    """``67% [14%, 98%]`` for a share, ``+0.08 [-0.36, +0.38]`` with ``signed``, ``0.71 [0.52, 0.90]`` for an AUC."""
     if not est or est.get("value") is None:
         return "—"
+    if not share and est.get("lower") is not None:
+        return f"{est['value']:.2f} [{est['lower']:.2f}, {est['upper']:.2f}]"
     if signed:
         return f"{est['value']:+.2f} [{est['lower']:+.2f}, {est['upper']:+.2f}]"
     if est.get("lower") is None:
@@ -249,7 +252,8 @@ def _estimates_table(estimates: Mapping[str, Mapping[str, Any]]) -> str:
     if not estimates:
         return "<p>No estimates yet: they start with the first answered random check.</p>"
     rows = "".join(
-        f"<tr><td>{escape(label)}</td><td>{_estimate_cell(estimates.get(key), signed=key == 'queue_minus_control')}</td>"
+        f"<tr><td>{escape(label)}</td>"
+        f"<td>{_estimate_cell(estimates.get(key), signed=key == 'queue_minus_control', share=key != 'mistake_auc')}</td>"
         f"<td>{int((estimates.get(key) or {}).get('n') or 0)}</td></tr>"
         for key, label in _ESTIMATES if key in estimates)
     conf = next((v.get("confidence") for v in estimates.values() if v.get("confidence")), 0.9)

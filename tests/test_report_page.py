@@ -152,3 +152,13 @@ def test_report_page_of_an_untrained_project_says_so(tmp_path, fake_ls):
     client.post("/setup", json={"project": pid, "schema": PAIRWISE})
     html = client.get(f"/report/{pid}").get_data(as_text=True)
     assert "No curve yet" in html and "No estimates yet" in html and "Not fitted yet" in html
+
+
+def test_estimates_read_as_shares_differences_or_an_auc():
+    from ml_backend.report_page import _estimate_cell
+
+    est = {"value": 0.71, "lower": 0.52, "upper": 0.9}
+    assert _estimate_cell(est) == "71% [52%, 90%]"
+    assert _estimate_cell(est, share=False) == "0.71 [0.52, 0.90]"  # an AUC is not a share of pairs
+    assert _estimate_cell({"value": -0.2, "lower": -0.62, "upper": 0.1}, signed=True) == "-0.20 [-0.62, +0.10]"
+    assert _estimate_cell({"value": None}) == "—" and _estimate_cell(None) == "—"
