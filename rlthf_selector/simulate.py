@@ -51,7 +51,7 @@ class SimulationData:
 
 
 def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str | None, seed: int = 0,
-                         second_judge: str | None = None) -> SimulationData:
+                         second_judge: str | None = None, on_error: str = "raise") -> SimulationData:
     """Load a named data set and attach AI labels (real, from the file, or simulated by a judge spec).
 
     Parameters
@@ -63,6 +63,9 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
     ai_labels : str, optional
         pandalm: 'gpt-3.5' (default) or 'pandalm-7b'. Others: a simulated judge spec
         ('uniform:0.25', 'length-bias', ...) or None to use the file's own ``ai_label``.
+    on_error : {'raise', 'skip'}
+        Bad rows of hh-rlhf, jsonl and trl files: stop at the first, naming it, or skip them, counted by reason in
+        the notes with the first of each named (PandaLM's ties and unparseable verdicts are always dropped, counted).
     """
     from rlthf_selector import loaders
     from rlthf_selector.simulated_judges import parse_judge_spec
@@ -81,13 +84,13 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
     if dataset == "hh-rlhf":
         if not paths:
             raise ValueError("--dataset hh-rlhf needs --path FILE [FILE ...]")
-        pairs, report = loaders.load_hh_rlhf(list(paths), seed=seed)
+        pairs, report = loaders.load_hh_rlhf(list(paths), seed=seed, on_error=on_error)
         notes.append(report.summary())
         name = "hh-rlhf:" + ",".join(Path(p).name.split(".")[0] for p in paths)
     elif dataset == "jsonl":
         if len(paths) != 1:
             raise ValueError("--dataset jsonl takes one --path FILE")
-        pairs, report = loaders.load_jsonl(paths[0])
+        pairs, report = loaders.load_jsonl(paths[0], on_error=on_error)
         notes.append(report.summary())
         if (pairs.human_label == 0).any():
             raise ValueError(f"{paths[0]}: every pair needs a gold human_label for a simulation "
@@ -98,7 +101,7 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
     elif dataset == "trl":
         if len(paths) != 1:
             raise ValueError("--dataset trl takes one --path FILE")
-        pairs, report = loaders.load_trl(paths[0], seed=seed)  # gold_label: the human's chosen response
+        pairs, report = loaders.load_trl(paths[0], seed=seed, on_error=on_error)  # gold_label: the human's chosen
         notes.append(report.summary())
         name = f"trl:{Path(paths[0]).name}"
     elif dataset == "synthetic":
@@ -575,6 +578,10 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, help="output JSON path (default OUT/simulate.json)")
     p.add_argument("--out", default="simulate_out", help="folder for the markdown table and plot")
     add_selector_arguments(p)
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="bad input rows (e.g. two identical responses): stop at the first, naming its line ('raise'), or "
+                        "skip them, counted by reason in the run's notes, the first of each reason named by line "
+                        "('skip')")
     p.add_argument("--no-evidence", action="store_true",
                    help="drop every judge-evidence field (second judge, swap consistency, confidence, ...) before any "
                         "strategy sees it, so a data set can be run with and without the judge's own evidence")
@@ -592,7 +599,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.featurizer:
         configs["featurizer_config"] = replace(configs["featurizer_config"], kind=args.featurizer)
     seeds = _csv(args.seeds, int)
-    data = load_simulation_data(args.dataset, args.path, ai_labels=args.ai_labels, seed=seeds[0] if seeds else 0)
+    data = load_simulation_data(args.dataset, args.path, ai_labels=args.ai_labels, seed=seeds[0] if seeds else 0,
+                                on_error=args.on_error)
     if args.no_evidence:
         from rlthf_selector.evidence import without_evidence
 

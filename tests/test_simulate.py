@@ -180,3 +180,21 @@ def test_no_evidence_drops_the_judges_evidence_before_any_strategy_sees_it(tmp_p
     assert "second_judge_disagrees" in signals(with_evidence) and "second_judge_disagrees" not in signals(without)
     # The paper's procedure learns nothing: no mistake model in its record.
     assert not any(e["strategy"] == "rlthf-paper" and "mistake_model" in e for e in with_evidence["estimates"])
+
+
+def test_on_error_skip_lets_a_run_past_a_pair_with_two_identical_responses(tmp_path, capsys):
+    pairs = make_synthetic_pairs(200, seed=5)
+    pairs.response_b[7] = pairs.response_a[7]  # one bad row: nothing to choose between
+    path = tmp_path / "p.jsonl"
+    write_jsonl(pairs.replace(human_label=pairs.gold_label, gold_label=np.zeros(len(pairs), np.int8)), path)
+    run = ["simulate", "--dataset", "jsonl", "--path", str(path), "--strategies", "ai-only,random", "--budgets", "0.1",
+           "--seeds", "0", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "out" / "sim.json")]
+    assert main(run) == 2  # the default stops at the bad row and names it
+    assert "p.jsonl:8: response_a and response_b are identical" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(run + ["--on-error", "skip"]) == 0
+    data = json.loads((tmp_path / "out" / "sim.json").read_text())
+    assert data["n_pairs"] == 199
+    notes = "\n".join(data["notes"])
+    assert "skipped 1" in notes and "p.jsonl:8: response_a and response_b are identical" in notes
