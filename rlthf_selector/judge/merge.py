@@ -20,8 +20,9 @@ confidence is the mean over voting judges of the probability each gives the majo
 it agrees, one minus it if not), and ``ai_disagreement`` is the share of voting judges against the majority.
 
 The per-pair evidence written out (``ai_confidence``, ``ai_consistent``, ``ai_disagreement``,
-``judge_labels``, ``judge_doubt`` = 1 - confidence) lets the selector fuse the judge's own doubt with the
-reward gap; on real data a contradicted or contested verdict is far more often wrong.
+``judge_labels``, ``judge_doubt`` = 1 - confidence) become signals of the mistake model
+(:mod:`rlthf_selector.mistakes`), which learns from the human answers how much each marks the AI's mistakes; on
+real data a contradicted or contested verdict is far more often wrong.
 """
 
 from __future__ import annotations
