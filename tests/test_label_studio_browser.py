@@ -86,7 +86,9 @@ def backend(tmp_path, label_studio, monkeypatch):
 
     config = BackendConfig(
         model_dir=str(tmp_path / "models"), label_studio_url=label_studio["url"], label_studio_api_key=label_studio["token"],
-        basic_auth_user=USER, basic_auth_pass=PASSWORD, debounce_s=1.5, max_wait_s=15.0,
+        # A debounce longer than the gap between two clicks: the retrain comes after the third, so the three tasks
+        # are all served from the queue the test read at rlthf-1.
+        basic_auth_user=USER, basic_auth_pass=PASSWORD, debounce_s=8.0, max_wait_s=60.0,
     )
     app = create_app(config)
     port = free_port()
