@@ -298,25 +298,6 @@ def _fmt(x: float | None) -> str:
 # ----------------------------------------------------------------------------------------------
 # The share of AI mistakes along the curve
 # ----------------------------------------------------------------------------------------------
-def wilson_interval(successes: int, n: int, *, confidence: float = 0.9) -> tuple[float, float]:
-    """Wilson score interval for a proportion ``successes / n`` at two-sided ``confidence``; (0, 1) when ``n`` is 0.
-
-    Chosen over the normal interval because bins along the curve hold few answers, often none or all mistakes,
-    where the normal interval collapses to a point.
-    """
-    from scipy.stats import norm
-
-    if n <= 0:
-        return 0.0, 1.0
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes must be in [0, n={n}], got {successes}")
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def mistake_share_along_curve(
     oriented_gap: np.ndarray,
     wrong: np.ndarray,
@@ -351,6 +332,8 @@ def mistake_share_along_curve(
         One per stretch, along the curve: ``start``, ``stop`` (curve positions, ``stop`` exclusive), ``pairs``,
         ``known``, ``mistakes``, ``share`` (None without a known pair), ``lower``, ``upper``.
     """
+    from rlthf_selector.estimates import wilson_interval
+
     gap = np.asarray(oriented_gap, dtype=np.float64)
     wrong = np.asarray(wrong, dtype=bool)
     known = np.asarray(known, dtype=bool)
@@ -366,7 +349,7 @@ def mistake_share_along_curve(
         where = order[start:stop]
         k = int(known[where].sum())
         m = int((wrong[where] & known[where]).sum())
-        lower, upper = wilson_interval(m, k, confidence=confidence)
+        lower, upper = wilson_interval(m, k, confidence=confidence)  # few answers a stretch: not the normal interval
         out.append({"start": int(start), "stop": int(stop), "pairs": int(stop - start), "known": k, "mistakes": m,
                     "share": (m / k) if k else None, "lower": lower, "upper": upper})
     return out

@@ -292,9 +292,14 @@ class Simulation:
             oriented = oof_gap() * pool.ai_label
             auc = mistake_ranking_auc(oriented, wrong)
             length_auc = mistake_ranking_auc(_chose_shorter_score(pool), wrong)
+            from rlthf_selector.report import mistake_share_along_curve
+
             signal.append({"seed": seed, "pool": len(pool), "heldout": len(heldout),
                            "ai_error": float(wrong.mean()), "rm_mistake_auc": auc, "length_only_auc": length_auc,
-                           **_evidence_auc(pool, wrong)})
+                           **_evidence_auc(pool, wrong),
+                           # Where the AI's mistakes sit along the out-of-fold curve, from gold (the plot's 3rd panel).
+                           "mistake_share_along_curve": mistake_share_along_curve(
+                               oriented, wrong, np.ones(len(pool), dtype=bool))})
             log(f"seed {seed}: pool {len(pool)}, held-out {len(heldout)}, AI error {wrong.mean():.3f}, "
                 f"RM mistake-ranking AUC {auc:.3f} (length only {length_auc:.3f})")
             for strategy in strategies:
@@ -508,13 +513,19 @@ def markdown_table(output: dict[str, Any], summary: list[dict[str, Any]]) -> str
     return "\n".join(lines)
 
 
-def plot_accuracy(summary: list[dict[str, Any]], path: Path, *, title: str) -> Path:
+def plot_accuracy(summary: list[dict[str, Any]], path: Path, *, title: str,
+                  signal: Sequence[dict[str, Any]] = ()) -> Path:
+    """Pool and held-out accuracy against the budget per strategy, and, given the runs' ``signal`` records, the
+    share of AI mistakes along the reward model's out-of-fold curve (from gold; the first seed's pool)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
+    from rlthf_selector.report import plot_mistake_share
+
+    shares = [s["mistake_share_along_curve"] for s in signal if s.get("mistake_share_along_curve")]
+    fig, axes = plt.subplots(1, 3 if shares else 2, figsize=(18 if shares else 12, 4.5), dpi=110)
     for key, ax, label in (("label_accuracy", axes[0], "pool label accuracy"),
                            ("rm_heldout_accuracy", axes[1], "held-out RM accuracy")):
         for strategy in STRATEGIES:
@@ -530,6 +541,10 @@ def plot_accuracy(summary: list[dict[str, Any]], path: Path, *, title: str) -> P
         ax.set_ylabel(f"{label} (%)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    if shares:
+        plot_mistake_share(axes[2], shares[0], source="gold")
+        axes[2].set_title(f"AI mistakes along the reward-gap curve (seed {signal[0]['seed']}'s pool)", fontsize=9)
+        axes[2].grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
@@ -553,7 +568,8 @@ def write_outputs(output: dict[str, Any], *, json_path: Path, out_dir: Path, com
         table += "\n\n" + estimates_markdown(output["estimates"])
     md.write_text(f"Command: `{command}`\n\nMachine: {output['machine']}; wall time {output['seconds']} s.\n\n"
                   f"{table}\n\n![accuracy vs budget]({stem}.png)\n", encoding="utf-8")
-    png = plot_accuracy(summary, out_dir / f"{stem}.png", title=f"{output['dataset']} ({output['ai_labels']})")
+    png = plot_accuracy(summary, out_dir / f"{stem}.png", title=f"{output['dataset']} ({output['ai_labels']})",
+                        signal=output.get("signal", []))
     return {"json": json_path, "markdown": md, "png": png}
 
 

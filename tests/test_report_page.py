@@ -13,21 +13,10 @@ import re
 import numpy as np
 import pytest
 
-from rlthf_selector.report import mistake_share_along_curve, mistake_share_markdown, wilson_interval
+from rlthf_selector.report import mistake_share_along_curve, mistake_share_markdown
 
 
 # ---------------------------------------------------------------------- library
-def test_wilson_interval_matches_known_values_and_refuses_impossible_counts():
-    # 0 of 10 at 95%: the textbook upper bound z^2 / (n + z^2) = 0.2775.
-    assert wilson_interval(0, 10, confidence=0.95) == pytest.approx((0.0, 0.2775), abs=1e-4)
-    lower, upper = wilson_interval(5, 10, confidence=0.95)
-    assert (lower, upper) == pytest.approx((0.2366, 0.7634), abs=1e-4)
-    assert wilson_interval(10, 10, confidence=0.95)[1] == pytest.approx(1.0)
-    assert wilson_interval(0, 0) == (0.0, 1.0)  # nothing known: anything is possible
-    with pytest.raises(ValueError, match="successes must be in"):
-        wilson_interval(11, 10)
-
-
 def test_mistake_share_sorts_by_gap_and_counts_only_known_pairs():
     rng = np.random.default_rng(0)
     gap = rng.permutation(np.linspace(-2, 2, 100))
