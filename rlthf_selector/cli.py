@@ -11,11 +11,10 @@ from typing import Sequence
 
 from rlthf_selector.config import SELECTOR_CONFIGS, add_selector_arguments, config_markdown, selector_configs
 
+
 def run_demo(args: argparse.Namespace) -> int:
     """The main job on shipped data: a PandaLM slice with GPT-3.5 as the AI judge and the human majority answering
     (``--synthetic``: generated pairs, a biased AI judge, a simulated human)."""
-    import numpy as np
-
     from rlthf_selector.export import write_trl
     from rlthf_selector.features import make_featurizer
     from rlthf_selector.loop import RLTHF, GoldAnnotator, IterationRecord

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import shlex
 import time
@@ -26,8 +25,6 @@ from rlthf_selector.config import (
     FeaturizerConfig,
     LoopConfig,
     SelectionConfig,
-    add_config_arguments,
-    config_from_args,
 )
 from rlthf_selector.pairs import PreferencePairs
 

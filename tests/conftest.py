@@ -8,6 +8,7 @@ to use an already running server instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -66,3 +67,33 @@ def label_studio():
                "first_start": first_start, "log": str(server.log_path)}
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def serve_backend(model_dir: Path, label_studio: dict, *, user: str, password: str, debounce_s: float,
+                  max_wait_s: float):
+    """The ML backend on 127.0.0.1 in a thread (werkzeug, threaded), talking to the real Label Studio behind basic
+    auth; yields its URL, app and :class:`~ml_backend.app.Backend`, and stops the server and the worker after."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from rlthf_selector.config import BackendConfig
+
+    from ml_backend.app import create_app
+    from ml_backend.ls_server import free_port
+
+    config = BackendConfig(
+        model_dir=str(model_dir), label_studio_url=label_studio["url"], label_studio_api_key=label_studio["token"],
+        basic_auth_user=user, basic_auth_pass=password, debounce_s=debounce_s, max_wait_s=max_wait_s,
+    )
+    app = create_app(config)
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "app": app, "backend": app.extensions["rlthf"]}
+    finally:
+        server.shutdown()
+        app.extensions["rlthf"].worker.stop()

@@ -10,7 +10,6 @@ Timings are printed (run with ``-s`` to see them).
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 
@@ -27,29 +26,13 @@ USER, PASSWORD = "rlthf-backend", "e2e-basic-pass"
 
 @pytest.fixture
 def backend(tmp_path, label_studio, monkeypatch):
-    """The ML backend on 127.0.0.1 in a thread (werkzeug, threaded), talking to the real Label Studio."""
-    from werkzeug.serving import make_server
+    """The ML backend on 127.0.0.1 in a thread, talking to the real Label Studio."""
+    from conftest import serve_backend
 
-    from rlthf_selector.config import BackendConfig
-
-    from ml_backend.app import create_app
-    from ml_backend.ls_server import free_port
-
-    config = BackendConfig(
-        model_dir=str(tmp_path / "models"), label_studio_url=label_studio["url"], label_studio_api_key=label_studio["token"],
-        basic_auth_user=USER, basic_auth_pass=PASSWORD, debounce_s=5.0, max_wait_s=20.0,
-    )
-    app = create_app(config)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     monkeypatch.setenv("BASIC_AUTH_PASS", PASSWORD)
-    try:
-        yield {"url": f"http://127.0.0.1:{port}", "app": app, "backend": app.extensions["rlthf"]}
-    finally:
-        server.shutdown()
-        app.extensions["rlthf"].worker.stop()
+    with serve_backend(tmp_path / "models", label_studio, user=USER, password=PASSWORD, debounce_s=5.0,
+                       max_wait_s=20.0) as served:
+        yield served
 
 
 def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):

@@ -1,13 +1,10 @@
 """Regions, the queue and the flips from the mistake model, the paper's procedure, label resolution, control draws."""
 
-import warnings
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlthf_selector.config import CurveConfig
 from rlthf_selector.curve import analyze_curve
 from rlthf_selector.pairs import LabelSource
 from rlthf_selector.selection import Region, assign_regions, paper_selection, resolve_labels, select_pairs
