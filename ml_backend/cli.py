@@ -52,6 +52,9 @@ def add_backend_parsers(subparsers: Any) -> None:
     setup.add_argument("--pairs", required=True,
                        help="pairs in the canonical JSONL format (ai_label 'a'/'b' optional) or TRL preference data "
                             "(.jsonl, .json or .parquet; 'chosen' is taken as the AI label, conversations are kept)")
+    setup.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                       help="bad input rows: stop at the first, naming its line ('raise'), or skip them, counted by "
+                            "reason with the first of each named ('skip')")
     setup.add_argument("--backend-url", required=True, help="the ML backend's URL as Label Studio reaches it")
     setup.add_argument("--title", default=DEFAULT_TITLE, help="project title (an existing project with it is reused)")
     setup.add_argument("--config", choices=CONFIG_NAMES, default="pairwise",
@@ -306,7 +309,9 @@ def run_label_studio_setup(args: argparse.Namespace) -> int:
 
     from ml_backend.label_studio_client import LabelStudioClient, LabelStudioError
 
-    pairs, report = load_pairs(args.pairs)
+    pairs, report = load_pairs(args.pairs, on_error=args.on_error)
+    if report.n_skipped:
+        print(report.summary(), file=sys.stderr)  # never silent: what was left out, and why
     client = LabelStudioClient(args.url, args.api_key)
     try:
         outcome = setup_project(

@@ -317,3 +317,37 @@ def test_a_rerun_of_setup_says_it_reused_the_project_and_imported_no_new_pairs(t
                  "--backend-url", "http://backend:9090", "--no-backend-check", "--title", "T"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first == "reused project 4 (title 'T'): 0 new pairs imported, 5 already there; ML backend http://backend:9090 connected (id 3)"
+
+
+def test_setup_on_error_skip_imports_the_good_pairs_and_names_the_bad_one(tmp_path, monkeypatch, capsys):
+    import ml_backend.label_studio_client as lsc
+    from rlthf_selector.cli import main
+    from rlthf_selector.loaders import write_jsonl
+
+    pairs = make_synthetic_pairs(5, seed=1)
+    pairs.response_b[2] = pairs.response_a[2]  # nothing to choose between: a bad row
+    pairs_file = write_jsonl(pairs.replace(gold_label=None), tmp_path / "pairs.jsonl")
+    imported = []
+
+    class Fresh(_ScriptedLabelStudio):
+        url = "http://ls"
+
+        def __init__(self, url, api_key):
+            super().__init__(existing={"id": 4, "label_config": PAIRWISE})
+
+        def list_tasks(self, pid):
+            return []
+
+        def import_tasks(self, pid, tasks, **kw):
+            imported.extend(tasks)
+            return super().import_tasks(pid, tasks, **kw)
+
+    monkeypatch.setattr(lsc, "LabelStudioClient", Fresh)
+    run = ["label-studio", "setup", "--url", "http://ls", "--api-key", "k", "--pairs", str(pairs_file),
+           "--backend-url", "http://backend:9090", "--no-backend-check", "--title", "T"]
+    assert main(run) == 2  # the default stops at the bad row, naming it, before anything is created
+    assert "pairs.jsonl:3: response_a and response_b are identical" in capsys.readouterr().err and not imported
+    assert main(run + ["--on-error", "skip"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1" in err and "pairs.jsonl:3: response_a and response_b are identical" in err
+    assert len(imported) == 4
