@@ -70,10 +70,11 @@ def label_studio():
 
 
 @contextlib.contextmanager
-def serve_backend(model_dir: Path, label_studio: dict, *, user: str, password: str, debounce_s: float,
-                  max_wait_s: float):
-    """The ML backend on 127.0.0.1 in a thread (werkzeug, threaded), talking to the real Label Studio behind basic
-    auth; yields its URL, app and :class:`~ml_backend.app.Backend`, and stops the server and the worker after."""
+def serve_backend(model_dir: Path, label_studio: dict, *, debounce_s: float, max_wait_s: float, user: str = "",
+                  password: str = ""):
+    """The ML backend on 127.0.0.1 in a thread (werkzeug, threaded), talking to the real Label Studio, behind basic
+    auth when ``user`` is given; yields its URL, app and :class:`~ml_backend.app.Backend`, and stops the server and
+    the worker after."""
     import threading
 
     from werkzeug.serving import make_server

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 
 import pytest
@@ -25,24 +24,10 @@ RETRAINS = 10
 @pytest.fixture
 def backend(tmp_path, label_studio):
     """The ML backend on 127.0.0.1 in a thread, retraining 0.3 s after the last event."""
-    from werkzeug.serving import make_server
+    from conftest import serve_backend
 
-    from rlthf_selector.config import BackendConfig
-
-    from ml_backend.app import create_app
-
-    config = BackendConfig(model_dir=str(tmp_path / "models"), label_studio_url=label_studio["url"],
-                           label_studio_api_key=label_studio["token"], debounce_s=0.3, max_wait_s=5.0)
-    app = create_app(config)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"url": f"http://127.0.0.1:{port}", "backend": app.extensions["rlthf"]}
-    finally:
-        server.shutdown()
-        app.extensions["rlthf"].worker.stop()
+    with serve_backend(tmp_path / "models", label_studio, debounce_s=0.3, max_wait_s=5.0) as served:
+        yield served
 
 
 def _client(label_studio):
