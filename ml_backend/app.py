@@ -271,7 +271,7 @@ def create_app(
         control = _control(label_config or entry.state.label_config)
         state = entry.state
         entry.counters["predict_tasks"] += len(tasks)
-        results = [_prediction(state, control, task) for task in tasks]
+        results = [_prediction(state, control, task, show_prelabels=backend.config.show_prelabels) for task in tasks]
         return jsonify(results=results, model_version=state.model_version)
 
     @app.post("/webhook")
@@ -388,7 +388,11 @@ def _event_key(action: str, pid: int, body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _prediction(state: Any, control: PreferenceControl, task: Mapping[str, Any]) -> dict[str, Any]:
+def _prediction(state: Any, control: PreferenceControl, task: Mapping[str, Any], *,
+                show_prelabels: bool = False) -> dict[str, Any]:
+    """A task's prediction for ``/predict``. A queued task's carries no answer unless ``show_prelabels``, as the
+    write-back's do: Label Studio asks ``/predict`` for tasks without a prediction, and a queued pair must still open
+    with nothing pre-selected."""
     pos = state.position(task["id"]) if state.trained else None
     if pos is None:
         # Not trained yet, or a task imported after the last training: the AI prelabel.
@@ -399,8 +403,9 @@ def _prediction(state: Any, control: PreferenceControl, task: Mapping[str, Any])
                       "reward_gap": None, "priority": None},
         }
     priority = state.priority[pos]
+    blind = math.isfinite(priority) and not show_prelabels
     return {
-        "result": control.result(int(state.labels[pos])),
+        "result": [] if blind else control.result(int(state.labels[pos])),
         "score": float(state.score[pos]),
         "model_version": state.model_version,
         "rlthf": {

@@ -74,6 +74,22 @@ def test_show_prelabels_gives_queued_tasks_their_label(tmp_path, fake_ls):
         assert CONTROL.label_of(prediction["result"]) == state.labels[state.position(tid)] != 0
 
 
+def test_predict_answers_queued_tasks_blind_too_unless_prelabels_are_shown(tmp_path, fake_ls):
+    # Label Studio asks /predict for a task without a prediction (a moment between a retrain's delete and its import):
+    # a queued pair must still open with nothing pre-selected.
+    for show in (False, True):
+        client, backend, pid = _trained_backend(tmp_path / str(show), fake_ls, show_prelabels=show)
+        state = backend.registry.get(pid).state
+        payload = {"project": f"{pid}.1700000000", "label_config": PAIRWISE,
+                   "tasks": [{"id": t, "project": pid, "data": fake_ls.tasks[t]["data"]} for t in fake_ls.task_ids(pid)]}
+        results = client.post("/predict", json=payload).get_json()["results"]
+        queued = [r for r in results if r["rlthf"]["priority"] is not None]
+        others = [r for r in results if r["rlthf"]["priority"] is None]
+        assert queued and others and all(r["score"] < 0.5 for r in queued)
+        assert all((r["result"] == []) != show for r in queued)  # blind unless prelabels are shown
+        assert all(r["result"] for r in others)
+
+
 def test_show_prelabels_reads_its_environment_variable():
     assert BackendConfig.from_env({}).show_prelabels is False
     assert BackendConfig.from_env({"RLTHF_SHOW_PRELABELS": "yes"}).show_prelabels is True

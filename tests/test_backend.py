@@ -688,7 +688,7 @@ def test_unexpected_errors_answer_500_without_a_stack_trace(trained, fake_ls, mo
     app, client, backend, pid = trained
     import ml_backend.app as app_module
 
-    monkeypatch.setattr(app_module, "_prediction", lambda *a: 1 / 0)
+    monkeypatch.setattr(app_module, "_prediction", lambda *a, **kw: 1 / 0)
     r = client.post("/predict", json=tasks_payload(fake_ls, pid, fake_ls.task_ids(pid)[:1]))
     assert r.status_code == 500
     assert r.get_json()["error"] == "internal error (ZeroDivisionError); see the backend log"
