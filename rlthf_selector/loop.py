@@ -460,11 +460,12 @@ class RLTHF:
 
     def _ask_part(self, step: StepResult, shard_pairs: PreferencePairs, shard: np.ndarray, size: int,
                   annotator: Annotator, *, human_label: np.ndarray, draws: DrawLog, round_: int,
-                  rng: np.random.Generator, control_share: float, remaining: int) -> AskedPart:
+                  rng: np.random.Generator, control_share: float, remaining: int, refit: bool) -> AskedPart:
         """Ask one part of an iteration's batch: a round of its own, drawn from the pairs unlabeled now, after the
-        mistake model has been refitted on every answer before it. Writes the answers into ``human_label`` (pool
+        mistake model has been refitted on every answer before it (``refit``; the iteration's first part is asked
+        from the step's own plan, fitted on the same answers). Writes the answers into ``human_label`` (pool
         positions) and ``shard_pairs.human_label``. ``remaining``: answers the whole budget still holds."""
-        if round_ > 0:
+        if refit:
             step.replan(shard_pairs, budget=size, remaining=remaining, selection_config=self.selection_config)
         unlabeled = shard_pairs.human_label == 0
         targeted = step.human_queue[unlabeled[step.human_queue]][:size]
@@ -509,10 +510,10 @@ class RLTHF:
             step = self._step(shard_pairs, iteration=t, budget=budget, previous_region=previous_region,
                               remaining=total_budget - spent)
             parts = []
-            for size in part_sizes(step.human_queue.shape[0], cfg.answers_per_check):
+            for k, size in enumerate(part_sizes(step.human_queue.shape[0], cfg.answers_per_check)):
                 parts.append(self._ask_part(step, shard_pairs, shard, size, annotator, human_label=human_label,
                                             draws=draws, round_=round_, rng=rng, control_share=control_share,
-                                            remaining=total_budget - spent))
+                                            remaining=total_budget - spent, refit=k > 0))
                 spent += int(parts[-1].queue.shape[0])
                 round_ += 1
             # The iteration's labels from every answer it got (the flips too: the model refits on the last part).
