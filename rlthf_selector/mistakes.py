@@ -26,6 +26,7 @@ import numpy as np
 
 from rlthf_selector.config import SelectionConfig
 from rlthf_selector.pairs import PreferencePairs
+from rlthf_selector.reward_model import _sigmoid
 
 
 @dataclass
@@ -114,13 +115,17 @@ def _rm_unsure(ctx: SignalContext) -> np.ndarray:
     return -np.abs(np.asarray(ctx.oriented_gap, dtype=np.float64))
 
 
-@register_signal("ai_chose_shorter", "the AI chose the shorter response", prior_weight=0.5)
-def _ai_chose_shorter(ctx: SignalContext) -> np.ndarray:
-    pairs = ctx.pairs
+def chose_shorter(pairs: PreferencePairs) -> np.ndarray:
+    """log(length of the response the AI rejected / length of the one it chose), shape (n,): > 0 where the AI chose
+    the shorter response, 0 where it gave no label (the ``length`` rival of ``rlthf simulate`` ranks by it too)."""
     len_a = np.fromiter((len(t) for t in pairs.response_a), dtype=np.float64, count=len(pairs))
     len_b = np.fromiter((len(t) for t in pairs.response_b), dtype=np.float64, count=len(pairs))
-    # log(len rejected / len chosen) by the AI: > 0 where it chose the shorter one.
     return -np.log((len_a + 1.0) / (len_b + 1.0)) * pairs.ai_label
+
+
+@register_signal("ai_chose_shorter", "the AI chose the shorter response", prior_weight=0.5)
+def _ai_chose_shorter(ctx: SignalContext) -> np.ndarray:
+    return chose_shorter(ctx.pairs)
 
 
 def _evidence(name: str) -> Callable[[SignalContext], np.ndarray | None]:
@@ -217,10 +222,6 @@ def design_matrix(signals: Sequence[Signal], *, scope: np.ndarray) -> Design:
             prior.append(0.0)
     matrix = np.column_stack(columns) if columns else np.zeros((n, 0))
     return Design(matrix, names, descriptions, np.asarray(prior, dtype=np.float64))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def fit_logistic_map(x: np.ndarray, y: np.ndarray, *, prior_mean: np.ndarray, prior_precision: np.ndarray,
@@ -471,9 +472,9 @@ def fit_mistake_model(design: Design, *, answered: np.ndarray, wrong: np.ndarray
     if x.shape[0]:
         # The prior's width is not fixed: each width on the grid is weighted by how well it explains the answers
         # (its Laplace evidence; a flat prior over the grid) and the posteriors are merged into one Gaussian with the
-        # mixture's mean and covariance. Answers that agree with the prior keep it tight; answers that contradict it
-        # (a judge whose bias the reward model copied) widen it, so they win; while the answers cannot tell, the
-        # covariance keeps that doubt, and no flip rests on a width the answers have not chosen.
+        # mixture's mean and covariance, which ranks the queue. Answers that agree with the prior keep it tight;
+        # answers that contradict it (a judge whose bias the reward model copied) widen it, so they win. Each width's
+        # own posterior is kept: a flip's bound must hold under all of them (MistakeModel.predict).
         fits = [fit_logistic_map(x, y, prior_mean=prior_mean, prior_precision=precision(sd)) for sd in PRIOR_SD_GRID]
         log_evidence = np.array([f[2] for f in fits])
         weight = np.exp(log_evidence - log_evidence.max())
@@ -529,7 +530,7 @@ def estimate_mistakes(signals: Sequence[Signal], pairs: PreferencePairs, *, more
     answered = has_ai & (human != 0)
     model = fit_mistake_model(design, answered=answered, wrong=answered & (human != ai), config=config)
     prob, lower = model.predict(design.matrix)
-    _, ahead = model.predict(design.matrix, more_answers=more_answers)
+    ahead = model.predict(design.matrix, more_answers=more_answers)[1] if more_answers else lower
     return MistakeEstimate(prob=np.where(has_ai, prob, np.nan), lower=np.where(has_ai, lower, np.nan),
                            lower_ahead=np.where(has_ai, ahead, np.nan), model=model, design=design)
 
@@ -542,6 +543,7 @@ __all__ = [
     "Signal",
     "SignalContext",
     "SignalSpec",
+    "chose_shorter",
     "compute_signals",
     "design_matrix",
     "estimate_mistakes",

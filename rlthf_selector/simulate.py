@@ -26,6 +26,7 @@ from rlthf_selector.config import (
     LoopConfig,
     SelectionConfig,
 )
+from rlthf_selector.mistakes import chose_shorter
 from rlthf_selector.pairs import PreferencePairs
 
 STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "rlthf-paper", "random", "margin", "cleanlab", "evidence-only",
@@ -229,7 +230,7 @@ class Simulation:
             return self._ask(pool, np.lexsort((tiebreak, -doubt))[:budget].astype(np.int64))
         if strategy == "length":
             # The AI chose the shorter response, the most lopsided first (docs: signal measurements).
-            return self._ask(pool, np.argsort(_chose_shorter_score(pool), kind="stable")[:budget].astype(np.int64))
+            return self._ask(pool, np.argsort(-chose_shorter(pool), kind="stable")[:budget].astype(np.int64))
         if strategy in ("rlthf", "rlthf-one-shot", "rlthf-paper", "self-improve"):
             loop_config = replace(
                 self.loop_config, seed=seed, human_budget=float(budget) if budget else 0.0,
@@ -288,7 +289,7 @@ class Simulation:
 
             oriented = oof_gap() * pool.ai_label
             auc = mistake_ranking_auc(oriented, wrong)
-            length_auc = mistake_ranking_auc(_chose_shorter_score(pool), wrong)
+            length_auc = mistake_ranking_auc(-chose_shorter(pool), wrong)
             from rlthf_selector.report import mistake_share_along_curve
 
             signal.append({"seed": seed, "pool": len(pool), "heldout": len(heldout),
@@ -348,13 +349,6 @@ def _evidence_auc(pool: PreferencePairs, wrong: np.ndarray) -> dict[str, Any]:
 
     doubt = judge_doubt(pool)
     return {"judge_doubt_auc": None if doubt is None else mistake_ranking_auc(-doubt, wrong)}
-
-
-def _chose_shorter_score(pool: PreferencePairs) -> np.ndarray:
-    """A no-training baseline as an 'oriented gap': positive when the label picks the longer response."""
-    len_a = np.array([len(t) for t in pool.response_a], float)
-    len_b = np.array([len(t) for t in pool.response_b], float)
-    return np.log((len_a + 1) / (len_b + 1)) * pool.ai_label
 
 
 def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, Any]:

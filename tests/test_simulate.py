@@ -131,7 +131,8 @@ def _pool_with_a_second_judge(n=300, seed=5):
 def test_the_rivals_evidence_only_and_length_ask_what_they_say():
     from rlthf_selector.config import BradleyTerryConfig, CurveConfig, FeaturizerConfig, LoopConfig, SelectionConfig
     from rlthf_selector.evidence import judge_doubt
-    from rlthf_selector.simulate import Simulation, SimulationData, _chose_shorter_score
+    from rlthf_selector.mistakes import chose_shorter
+    from rlthf_selector.simulate import Simulation, SimulationData
 
     pool = _pool_with_a_second_judge()
     sim = Simulation(SimulationData(pool, "synthetic", "test"), featurizer_config=FeaturizerConfig(n_features=64),
@@ -143,7 +144,7 @@ def test_the_rivals_evidence_only_and_length_ask_what_they_say():
     # The 30 asked are all among the most doubted: the second judge disagrees with each of them.
     assert evidence.human_labels == 30 and (doubt[evidence.asked] == doubt.max()).all()
     length = sim.run_strategy("length", pool, budget=30, seed=0, oof_gap=never)
-    shorter = -_chose_shorter_score(pool)  # > 0 where the AI chose the shorter response
+    shorter = chose_shorter(pool)  # > 0 where the AI chose the shorter response
     assert shorter[length.asked].min() >= np.sort(shorter)[-30]  # the most lopsided first
     for outcome in (evidence, length):
         right = outcome.labels == pool.gold_label
