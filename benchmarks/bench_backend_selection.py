@@ -47,7 +47,9 @@ def run_backend(pool, *, budget: int, answers_per_retrain: int, control_share: f
     fake = InMemoryLabelStudio()
     # The task data `rlthf label-studio setup` imports: texts, AI label, pair id and the judge's evidence.
     if not evidence:
-        pool = pool.replace(extra={})
+        from rlthf_selector.evidence import without_evidence
+
+        pool = without_evidence(pool)
     pid = fake.add_project(config_xml, [t["data"] for t in task_records(pool, control=control, model_version="rlthf-0")])
     gold = dict(zip(fake.task_ids(pid), pool.gold_label.tolist()))  # task ids follow the pool's order
     with tempfile.TemporaryDirectory() as model_dir:

@@ -502,7 +502,7 @@ def train_state(
     said = (step.mistakes.model.reasons(step.mistakes.design.matrix[served.order]) if step.mistakes is not None
             else [""] * served.order.shape[0])
     summary["queue_reasons"] = {
-        str(int(table.task_ids[i])): ("random check" if control else (reason or "the queue's next most useful pair"))
+        str(int(table.task_ids[i])): (RANDOM_CHECK if control else (reason or "the queue's next most useful pair"))
         for i, control, reason in zip(served.order, served.is_control, said)
     }
     summary["draws"] = {
@@ -606,12 +606,6 @@ def all_task_fields(state: ProjectState, *, all_regions: bool = False) -> list[d
     return out
 
 
-def task_fields(state: ProjectState, i: int, *, all_regions: bool = False) -> dict[str, Any]:
-    """The ``rlthf_*`` data fields of the task at position ``i`` (see :func:`all_task_fields`, which computes every
-    task's at once)."""
-    return all_task_fields(state, all_regions=all_regions)[i]
-
-
 def merged_task_data(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any] | None:
     """``current`` with the ``rlthf_*`` fields replaced by ``fields``; None when nothing changes."""
     merged = {k: v for k, v in current.items() if k not in RLTHF_FIELDS}
@@ -702,11 +696,6 @@ def view_definitions(data_keys: Sequence[str] = ()) -> dict[str, dict[str, Any]]
             "hiddenColumns": _columns(("id", *texts, AI_CHOICE_FIELD, REGION_FIELD), keys),
         },
     }
-
-
-def view_definition() -> dict[str, Any]:
-    """The "RLTHF: needs human" tab: the unlabelled tasks of the human queue, most valuable first."""
-    return view_definitions()[VIEW_TITLE]
 
 
 def write_back(

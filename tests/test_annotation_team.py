@@ -79,7 +79,6 @@ def test_predict_answers_queued_tasks_blind_too_unless_prelabels_are_shown(tmp_p
     # a queued pair must still open with nothing pre-selected.
     for show in (False, True):
         client, backend, pid = _trained_backend(tmp_path / str(show), fake_ls, show_prelabels=show)
-        state = backend.registry.get(pid).state
         payload = {"project": f"{pid}.1700000000", "label_config": PAIRWISE,
                    "tasks": [{"id": t, "project": pid, "data": fake_ls.tasks[t]["data"]} for t in fake_ls.task_ids(pid)]}
         results = client.post("/predict", json=payload).get_json()["results"]

@@ -119,13 +119,7 @@ def test_the_label_studio_demo_leaves_no_process_running(tmp_path, ls_data_copy,
         assert not _answers(ls_port) and not _answers(backend_port)
         assert f"{signal.Signals(stop_signal).name}: stopping Label Studio and the backend" in log_path.read_text()
     finally:  # on a failure, leave nothing of this test behind either
-        if demo.poll() is None:
-            started |= _descendants(demo.pid)
-            demo.kill()
-            demo.wait(10)
-        for pid in started:
-            if _running(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_tree(demo, started)
 
 
 def test_ls_server_stops_label_studio_on_sigterm(tmp_path, ls_data_copy):
@@ -148,10 +142,15 @@ def test_ls_server_stops_label_studio_on_sigterm(tmp_path, ls_data_copy):
         assert proc.wait(60) == 0, log_path.read_text()
         assert [p for p in started if _running(p)] == [] and not _answers(port)
     finally:
-        if proc.poll() is None:
-            started |= _descendants(proc.pid)
-            proc.kill()
-            proc.wait(10)
-        for pid in started:
-            if _running(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_tree(proc, started)
+
+
+def _kill_tree(proc: subprocess.Popen, started: set[int]) -> None:
+    """Kill ``proc`` if it still runs and every process in ``started`` (and ``proc``'s children) still alive."""
+    if proc.poll() is None:
+        started |= _descendants(proc.pid)
+        proc.kill()
+        proc.wait(10)
+    for pid in started:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
