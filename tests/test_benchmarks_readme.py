@@ -1,0 +1,64 @@
+"""benchmarks/README.md is rendered from benchmarks/results/ and nothing else: it must regenerate byte-identically."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _render_module():
+    spec = importlib.util.spec_from_file_location("render_readme", BENCHMARKS / "render_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_regenerates_byte_identically_from_results():
+    render = _render_module()
+    text = render.render()
+    assert (BENCHMARKS / "README.md").read_text(encoding="utf-8") == text, (
+        "benchmarks/README.md differs from what benchmarks/results/ gives: run benchmarks/render_readme.py")
+    assert text.count("\n") <= 300
+
+
+def _simulate_output(rlthf: list[float], rival: list[float], *, flips=(4, 3)) -> dict:
+    results = []
+    for seed, (mine, theirs) in enumerate(zip(rlthf, rival)):
+        results.append({"strategy": "rlthf", "budget": 0.06, "seed": seed, "label_accuracy": mine,
+                        "flips": flips[0], "flips_correct": flips[1]})
+        results.append({"strategy": "random", "budget": 0.06, "seed": seed, "label_accuracy": theirs,
+                        "flips": 0, "flips_correct": 0})
+    return {"results": results, "estimates": []}
+
+
+def test_run_table_known_answer():
+    render = _render_module()
+    table = render.run_table(_simulate_output([0.80, 0.90], [0.70, 0.70]))
+    lines = table.splitlines()
+    assert lines[0] == "| strategy | 6% |"
+    assert lines[2] == "| `rlthf` | 85.0 ± 5.0 (flips 6/8 right) |"
+    assert lines[3] == "| `random` | 70.0 ± 0.0 |"
+
+
+@pytest.mark.parametrize("mine, verdict", [([0.80, 0.80], "yes"), ([0.798, 0.798], "yes"), ([0.796, 0.796], "no"), ([0.79, 0.79], "no")])
+def test_criteria_apply_the_tolerance(mine, verdict):
+    render = _render_module()
+    outputs = {"pandalm-gpt35-no-evidence": _simulate_output(mine, [0.80, 0.80])}
+    # The criterion needs 2/6/10%: copy the 6% rows to the other budgets.
+    rows = outputs["pandalm-gpt35-no-evidence"]["results"]
+    rows += [dict(r, budget=b) for r in list(rows) for b in (0.02, 0.10)]
+    text = render.criteria(outputs)
+    line = next(l for l in text.splitlines() if l.startswith("| PandaLM / GPT-3.5, `--no-evidence`"))
+    assert line.endswith(f"| {verdict} |"), line
+
+
+def test_unknown_result_files_are_shown_not_dropped(tmp_path):
+    render = _render_module()
+    (tmp_path / "bench_new.json").write_text(json.dumps({"command": "python x.py", "machine": "m", "ratio": 1.5}))
+    text = render.render(tmp_path)
+    assert "`bench_new.json`" in text and '"ratio": 1.5' in text
