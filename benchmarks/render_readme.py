@@ -1,10 +1,12 @@
-"""Render benchmarks/README.md from the result files in benchmarks/results/, so no figure is ever typed by hand.
+"""Render benchmarks/README.md, and the project README's standing table, from benchmarks/results/.
+
+No figure is ever typed by hand.
 
 Every table is computed from the JSON files the tools wrote (`rlthf simulate --json`, `bench_iteration.py`,
 `bench_backend_selection.py`, and any other `bench*.json`). The words around them live here; history lives in git.
 
-    .venv/bin/python benchmarks/render_readme.py            # rewrite benchmarks/README.md
-    .venv/bin/python benchmarks/render_readme.py --check    # exit 1 if the file is not what the results give
+    .venv/bin/python benchmarks/render_readme.py            # rewrite both
+    .venv/bin/python benchmarks/render_readme.py --check    # exit 1 if a file is not what the results give
 """
 
 from __future__ import annotations
@@ -23,21 +25,23 @@ from standing import DEFAULT_RIVALS, markdown as standing_markdown, standing  # 
 
 RESULTS = HERE / "results"
 README = HERE / "README.md"
+PROJECT_README = HERE.parent / "README.md"
+STANDING_START, STANDING_END = "<!-- standing:start -->", "<!-- standing:end -->"
 BUDGETS_SHOWN = (0.02, 0.04, 0.06, 0.08, 0.10)
 
-# The simulate runs, in the order the README shows them: file stem -> (title, what the data and judge are).
+# The simulate runs, in the order the README shows them: file stem -> (title, short name, what the data and judge are).
 SIMULATE_RUNS = {
-    "pandalm-gpt35": ("PandaLM, real GPT-3.5 labels, PandaLM-7B as the second judge",
+    "pandalm-gpt35": ("PandaLM, real GPT-3.5 labels, PandaLM-7B as the second judge", "PandaLM, GPT-3.5 + a second judge",
                       "Gold is the majority of three human votes (ties dropped); PandaLM-7B's verdict is the second "
                       "judge, one of the mistake model's signals."),
-    "pandalm-gpt35-no-evidence": ("PandaLM, real GPT-3.5 labels, no judge evidence (`--no-evidence`)",
+    "pandalm-gpt35-no-evidence": ("PandaLM, real GPT-3.5 labels, no judge evidence (`--no-evidence`)", "PandaLM, GPT-3.5 alone",
                                   "The same pairs with every judge-evidence field dropped before any strategy sees it."),
-    "pandalm-7b": ("PandaLM, real PandaLM-7B labels, GPT-3.5 as the second judge (`--ai-labels pandalm-7b`)",
+    "pandalm-7b": ("PandaLM, real PandaLM-7B labels, GPT-3.5 as the second judge (`--ai-labels pandalm-7b`)", "PandaLM, PandaLM-7B + a second judge",
                    "The weaker judge labels; GPT-3.5's verdict is the second judge."),
-    "hh-harmless-uniform25": ("HH-RLHF harmless-base, uniform 25% noise",
+    "hh-harmless-uniform25": ("HH-RLHF harmless-base, uniform 25% noise", "HH-RLHF harmless, 25% random errors",
                               "A simulated judge that flips a quarter of the gold labels at random: no signal but the "
                               "reward model's."),
-    "hh-harmless-length-bias": ("HH-RLHF harmless-base, length-biased judge",
+    "hh-harmless-length-bias": ("HH-RLHF harmless-base, length-biased judge", "HH-RLHF harmless, length-biased judge",
                                 "A simulated judge that prefers the longer response; the reward model learns its bias."),
 }
 
@@ -159,7 +163,7 @@ def criteria(outputs: dict[str, dict]) -> str:
 
 
 def simulate_section(stem: str, output: dict) -> list[str]:
-    title, about = SIMULATE_RUNS.get(stem, (stem, ""))
+    title, _, about = SIMULATE_RUNS.get(stem, (stem, stem, ""))
     files = [f"[`{stem}.json`](results/{stem}.json)"]
     files += [f"[`{stem}{ext}`](results/{stem}{ext})" for ext in (".md", ".png") if (RESULTS / f"{stem}{ext}").exists()]
     lines = [f'<a id="{stem}"></a>', "", f"### {title}", "",
@@ -250,20 +254,50 @@ def render(results: Path = RESULTS) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def project_standing(results: Path = RESULTS, *, budgets: tuple[float, ...] = (0.02, 0.06, 0.10)) -> str:
+    """The project README's one table: per setting, the AI alone, `rlthf` and the best rival at a few budgets."""
+    head = " / ".join(f"{100 * b:.0f}" for b in budgets)
+    lines = [STANDING_START,
+             f"| data and judge | AI alone % | `rlthf` % at {head}% human | best rival % at {head}% |",
+             "| --- | --- | --- | --- |"]
+    for stem in SIMULATE_RUNS:
+        path = results / f"{stem}.json"
+        if not path.exists():
+            continue
+        output = _load(path)
+        rows = {round(r["budget"], 4): r for r in standing(output)}
+        ai = [r["label_accuracy"] for r in output["results"] if r["strategy"] == "ai-only"]
+        if not ai or any(b not in rows for b in budgets):
+            continue
+        mine = " / ".join(_pct(rows[b]["rlthf"]) for b in budgets)
+        best = " / ".join(f"{_pct(rows[b]['best_rival'])} ({rows[b]['best_rival_name']})" for b in budgets)
+        lines.append(f"| [{SIMULATE_RUNS[stem][1]}](benchmarks/README.md#{stem}) | {_pct(float(np.mean(ai)))} | {mine} | {best} |")
+    lines.append(STANDING_END)
+    return "\n".join(lines)
+
+
+def with_project_standing(readme: str, table: str) -> str:
+    """README.md with the text between the standing markers replaced by ``table``."""
+    start, end = readme.find(STANDING_START), readme.find(STANDING_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{PROJECT_README} lacks the markers {STANDING_START} ... {STANDING_END}")
+    return readme[:start] + table + readme[end + len(STANDING_END):]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 if different")
     args = parser.parse_args(argv)
-    text = render()
+    outputs = {README: render(), PROJECT_README: with_project_standing(
+        PROJECT_README.read_text(encoding="utf-8"), project_standing())}
+    stale = [path for path, text in outputs.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
     if args.check:
-        current = README.read_text(encoding="utf-8") if README.exists() else ""
-        if current != text:
-            print(f"{README} is not what {RESULTS} gives: run benchmarks/render_readme.py", file=sys.stderr)
-            return 1
-        print(f"{README} matches {RESULTS}")
-        return 0
-    README.write_text(text, encoding="utf-8")
-    print(f"wrote {README} ({text.count(chr(10))} lines)")
+        for path in stale:
+            print(f"{path} is not what {RESULTS} gives: run benchmarks/render_readme.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(outputs[path], encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

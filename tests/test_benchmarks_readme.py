@@ -26,6 +26,14 @@ def test_readme_regenerates_byte_identically_from_results():
     assert text.count("\n") <= 300
 
 
+def test_project_readme_standing_table_is_rendered_and_short():
+    render = _render_module()
+    readme = render.PROJECT_README.read_text(encoding="utf-8")
+    assert render.with_project_standing(readme, render.project_standing()) == readme, (
+        "README.md's standing table differs from what benchmarks/results/ gives: run benchmarks/render_readme.py")
+    assert readme.count("\n") <= 150
+
+
 def _simulate_output(rlthf: list[float], rival: list[float], *, flips=(4, 3)) -> dict:
     results = []
     for seed, (mine, theirs) in enumerate(zip(rlthf, rival)):
@@ -62,3 +70,18 @@ def test_unknown_result_files_are_shown_not_dropped(tmp_path):
     (tmp_path / "bench_new.json").write_text(json.dumps({"command": "python x.py", "machine": "m", "ratio": 1.5}))
     text = render.render(tmp_path)
     assert "`bench_new.json`" in text and '"ratio": 1.5' in text
+
+
+def test_readme_library_example_runs(tmp_path, monkeypatch):
+    """The README's library snippet runs as written, on generated pairs with gold."""
+    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.synthetic import make_synthetic_pairs
+
+    readme = (BENCHMARKS.parent / "README.md").read_text(encoding="utf-8")
+    code = readme.split("## The library", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    write_jsonl(make_synthetic_pairs(300, seed=0), tmp_path / "pairs.jsonl")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "preferences.jsonl").exists()
+    assert len(namespace["result"].labels) == 300
