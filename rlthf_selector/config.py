@@ -356,10 +356,10 @@ def config_from_args(cls: type, args: argparse.Namespace, *, prefix: str = "") -
     return cls(**{f.name: getattr(args, prefix + f.name) for f in fields(cls)})
 
 
-def _section(name: str) -> tuple[type, str]:
-    for section, cls, keyword in SELECTOR_SECTIONS:
+def _section_class(name: str) -> type:
+    for section, cls, _ in SELECTOR_SECTIONS:
         if section == name:
-            return cls, keyword
+            return cls
     raise KeyError(f"no selector section {name!r}: use {', '.join(s for s, _, _ in SELECTOR_SECTIONS)}")
 
 
@@ -383,7 +383,7 @@ def add_selector_arguments(parser: argparse.ArgumentParser, *, options: Sequence
                             "one with every default)")
     for option in options:
         section, key = option.split(".")
-        f = {f.name: f for f in fields(_section(section)[0])}[key]
+        f = {f.name: f for f in fields(_section_class(section))}[key]
         default = _default(f)
         # No argparse default: an option not given must not override the file.
         help_text = f"{f.metadata.get('help', '')} (default: {default}; [{section}] {key})".replace("%", "%%")
@@ -435,7 +435,7 @@ def read_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
                              + ", ".join(f"[{s}]" for s in sections))
         if not isinstance(table, dict):
             raise ValueError(f"{path}: {section} must be a [{section}] table of settings, got {table!r}")
-        known = {f.name: f for f in fields(_section(section)[0])}
+        known = {f.name: f for f in fields(_section_class(section))}
         for key, value in table.items():
             if key not in known:
                 raise ValueError(f"{path}: unknown key {key!r} in [{section}]; its keys are {', '.join(known)}")
