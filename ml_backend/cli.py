@@ -326,7 +326,7 @@ def run_label_studio_setup(args: argparse.Namespace) -> int:
     url = client.url
     outcome["data_manager_url"] = f"{url}/projects/{outcome['project_id']}/data"
     if args.json:
-        print(json.dumps(outcome))
+        print(json.dumps({**outcome, "input": report.to_dict()}))
         return 0
     pid = outcome["project_id"]
     if outcome["created"]:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-from rlthf_selector.config import SELECTOR_CONFIGS, add_selector_arguments, config_markdown, selector_configs
+from rlthf_selector.config import add_selector_arguments, config_markdown, config_toml, selector_configs
+
+#: The selector settings `rlthf demo` also takes on the command line (all of them come from --config FILE).
+DEMO_OPTIONS = ("loop.iterations", "loop.human_budget", "loop.out_of_fold", "loop.seed", "selection.method",
+                "features.kind")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -24,12 +29,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     configs = selector_configs(args)
+    command = "rlthf " + shlex.join(args.argv)  # as main() received it, --config and all
     out = Path(args.out)
     if args.synthetic:
         pairs = make_synthetic_pairs(args.n, seed=args.data_seed)
         source = "generated pairs"
         judge = "biased: errs on hard topics and close calls, swayed by length"
-        command = f"rlthf demo --synthetic --out {args.out} --n {args.n} --data-seed {args.data_seed}"
         gold = "the generator's gold labels"
     else:
         from rlthf_selector.demo_data import DEMO_SOURCE, load_demo_pairs
@@ -37,7 +42,6 @@ def run_demo(args: argparse.Namespace) -> int:
         pairs, notes = load_demo_pairs()
         source = f"pairs from the {DEMO_SOURCE}"
         judge = "GPT-3.5's real verdicts, PandaLM-7B as the second judge; humans answer with the annotators' majority"
-        command = f"rlthf demo --out {args.out}"
         gold = "the human annotators' majority"
         print(f"rlthf demo: loading the shipped PandaLM slice: {notes[0]}")
     ai_accuracy = float((pairs.ai_label == pairs.gold_label).mean())
@@ -85,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_config_docs(args: argparse.Namespace) -> int:
-    print(config_markdown(SELECTOR_CONFIGS))
+    print(config_toml() if args.toml else config_markdown())
     return 0
 
 
@@ -100,10 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="generated pairs with a simulated biased judge instead of the shipped PandaLM slice")
     demo.add_argument("--n", type=int, default=2000, help="number of generated pairs (with --synthetic)")
     demo.add_argument("--data-seed", type=int, default=0, help="seed of the generated data (with --synthetic)")
-    add_selector_arguments(demo)
+    add_selector_arguments(demo, options=DEMO_OPTIONS)
     demo.set_defaults(func=run_demo)
 
-    docs = sub.add_parser("config-docs", help="print every selector option as markdown tables")
+    docs = sub.add_parser("config-docs", help="print every selector setting as markdown tables (docs/config.md), "
+                                              "or as a --config TOML file with every default")
+    docs.add_argument("--toml", action="store_true",
+                      help="print a TOML config file instead: every setting at its default, with its help as a comment")
     docs.set_defaults(func=run_config_docs)
 
     for register in _plugins():

@@ -1,13 +1,15 @@
 """Configuration dataclasses, one per component, kept apart from the code they configure.
 
-Every field carries ``metadata["help"]``; the CLI builds its options from these and the README's
-option tables come from the same place (``rlthf config-docs``).
+Every field carries ``metadata["help"]``. The command-line options, the ``--config`` TOML files and their
+reference (``rlthf config-docs``, docs/config.md) are all generated from these fields, at the end of this module.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Sequence
 
 
@@ -196,53 +198,6 @@ class TRLRewardConfig:
     seed: int = _f(0, "Seed for the new reward head and data order.")
 
 
-def config_help(cls: type) -> list[tuple[str, str, Any]]:
-    """(name, help, default) for each field of a config dataclass."""
-    out = []
-    for f in fields(cls):
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        out.append((f.name, f.metadata.get("help", ""), default))
-    return out
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: str = "") -> None:
-    """Add one ``--prefix-field`` option per field of ``cls`` to ``parser``."""
-    group = parser.add_argument_group(cls.__name__, (cls.__doc__ or "").strip().splitlines()[0])
-    for f in fields(cls):
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        flag = "--" + (prefix + f.name).replace("_", "-")
-        # argparse %-formats help text: a literal percent sign is doubled, and "%(default)s" keeps
-        # ArgumentDefaultsHelpFormatter from naming the default a second time.
-        help_text = f.metadata.get("help", "").replace("%", "%%") + " (default: %(default)s)"
-        kw: dict[str, Any] = {"dest": prefix + f.name, "default": default, "help": help_text}
-        if isinstance(default, bool):
-            kw["action"] = argparse.BooleanOptionalAction
-        elif isinstance(default, list):
-            kw["type"] = float
-            kw["nargs"] = "+"
-        else:
-            kw["type"] = type(default)
-            if "choices" in f.metadata:
-                kw["choices"] = f.metadata["choices"]
-        group.add_argument(flag, **kw)
-
-
-def config_from_args(cls: type, args: argparse.Namespace, *, prefix: str = "") -> Any:
-    """Build ``cls`` from options added by :func:`add_config_arguments`."""
-    return cls(**{f.name: getattr(args, prefix + f.name) for f in fields(cls)})
-
-
-def config_markdown(classes: Sequence[type]) -> str:
-    """Markdown tables of every option (used for the README's option reference)."""
-    lines = []
-    for cls in classes:
-        lines += [f"### `{cls.__name__}`", "", (cls.__doc__ or "").strip(), "", "| option | default | meaning |", "| --- | --- | --- |"]
-        for name, help_, default in config_help(cls):
-            lines.append(f"| `{name}` | `{default}` | {help_} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
 @dataclass
 class BackendConfig:
     """The Label Studio ML backend (:mod:`ml_backend`). Each field also reads an environment variable."""
@@ -356,25 +311,209 @@ class JudgeConfig:
     local_max_length: int = _f(4096, "Longest prompt (tokens) a --local-model judge scores; longer pairs stay unlabeled (too_long).")
 
 
-#: Config classes of the selector, in the order the docs list them.
-SELECTOR_CONFIGS = (LoopConfig, CurveConfig, SelectionConfig, BradleyTerryConfig, FeaturizerConfig)
+# ----------------------------------------------------------------------------------------------------------------
+# Options, config files and their docs, all generated from the dataclasses above
+
+#: The selector's settings, in the order the docs list them: (config-file section, class, the library's keyword).
+#: A key is ``[section] key`` in a config file and ``--section-key`` on the command line (``--key`` for ``loop``).
+SELECTOR_SECTIONS = (
+    ("loop", LoopConfig, "loop_config"),
+    ("curve", CurveConfig, "curve_config"),
+    ("selection", SelectionConfig, "selection_config"),
+    ("rm", BradleyTerryConfig, "rm_config"),
+    ("features", FeaturizerConfig, "featurizer_config"),
+)
 
 
-def add_selector_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every selector option (loop, curve, selection, reward model, features)."""
-    add_config_arguments(parser, LoopConfig)
-    add_config_arguments(parser, CurveConfig, prefix="curve_")
-    add_config_arguments(parser, SelectionConfig, prefix="selection_")
-    add_config_arguments(parser, BradleyTerryConfig, prefix="rm_")
-    add_config_arguments(parser, FeaturizerConfig, prefix="features_")
+def _default(f: Any) -> Any:
+    return f.default if f.default is not MISSING else f.default_factory()
 
 
-def selector_configs(args: argparse.Namespace) -> dict:
-    """The selector's config objects from parsed options (:func:`add_selector_arguments`), by keyword name."""
-    return {
-        "loop_config": config_from_args(LoopConfig, args),
-        "curve_config": config_from_args(CurveConfig, args, prefix="curve_"),
-        "selection_config": config_from_args(SelectionConfig, args, prefix="selection_"),
-        "rm_config": config_from_args(BradleyTerryConfig, args, prefix="rm_"),
-        "featurizer_config": config_from_args(FeaturizerConfig, args, prefix="features_"),
-    }
+def _argument_kwargs(f: Any, default: Any) -> dict[str, Any]:
+    if isinstance(default, bool):
+        return {"action": argparse.BooleanOptionalAction}
+    if isinstance(default, list):
+        return {"type": float, "nargs": "+"}
+    kw: dict[str, Any] = {"type": type(default)}
+    if "choices" in f.metadata:
+        kw["choices"] = f.metadata["choices"]
+    return kw
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, prefix: str = "") -> None:
+    """Add one ``--prefix-field`` option per field of ``cls`` to ``parser`` (read back by :func:`config_from_args`)."""
+    group = parser.add_argument_group(cls.__name__, (cls.__doc__ or "").strip().splitlines()[0])
+    for f in fields(cls):
+        # argparse %-formats help text: a literal percent sign is doubled, and "%(default)s" keeps
+        # ArgumentDefaultsHelpFormatter from naming the default a second time.
+        help_text = f.metadata.get("help", "").replace("%", "%%") + " (default: %(default)s)"
+        group.add_argument("--" + (prefix + f.name).replace("_", "-"), dest=prefix + f.name, default=_default(f),
+                           help=help_text, **_argument_kwargs(f, _default(f)))
+
+
+def config_from_args(cls: type, args: argparse.Namespace, *, prefix: str = "") -> Any:
+    """Build ``cls`` from options added by :func:`add_config_arguments`."""
+    return cls(**{f.name: getattr(args, prefix + f.name) for f in fields(cls)})
+
+
+def _section_class(name: str) -> type:
+    for section, cls, _ in SELECTOR_SECTIONS:
+        if section == name:
+            return cls
+    raise KeyError(f"no selector section {name!r}: use {', '.join(s for s, _, _ in SELECTOR_SECTIONS)}")
+
+
+def selector_flag(section: str, key: str) -> str:
+    """The command-line option of ``[section] key``: ``--section-key``, or ``--key`` in ``[loop]``."""
+    return "--" + (key if section == "loop" else f"{section}_{key}").replace("_", "-")
+
+
+def add_selector_arguments(parser: argparse.ArgumentParser, *, options: Sequence[str]) -> None:
+    """``--config FILE`` for every selector setting, and ``options`` (``"section.key"``) also on the command line.
+
+    A command-line option wins over the file, the file over the dataclass default (:func:`selector_configs`).
+    """
+    group = parser.add_argument_group(
+        "selector settings",
+        "Every setting of the selector (rlthf config-docs lists them) can come from a TOML file given with --config; "
+        "the options below override it.",
+    )
+    group.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                       help="TOML file of selector settings, [section] key = value (rlthf config-docs --toml writes "
+                            "one with every default)")
+    for option in options:
+        section, key = option.split(".")
+        f = {f.name: f for f in fields(_section_class(section))}[key]
+        default = _default(f)
+        # No argparse default: an option not given must not override the file.
+        help_text = f"{f.metadata.get('help', '')} (default: {default}; [{section}] {key})".replace("%", "%%")
+        kw = _argument_kwargs(f, default)
+        if "type" in kw and "choices" not in kw:
+            kw["metavar"] = key.upper()
+        group.add_argument(selector_flag(section, key), dest=option, default=argparse.SUPPRESS, help=help_text, **kw)
+
+
+def selector_configs(args: argparse.Namespace) -> dict[str, Any]:
+    """The selector's config objects by the library's keyword (``loop_config``, ...): the dataclass defaults, then
+    the ``--config`` file, then the command-line options (:func:`add_selector_arguments`)."""
+    path = getattr(args, "config", None)
+    from_file = read_config_file(path) if path else {}
+    given = vars(args)
+    configs = {}
+    for section, cls, keyword in SELECTOR_SECTIONS:
+        values = dict(from_file.get(section, {}))
+        values.update({key: given[f"{section}.{key}"] for key in (f.name for f in fields(cls)) if f"{section}.{key}" in given})
+        configs[keyword] = cls(**values)
+    return configs
+
+
+def read_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The settings of a TOML config file, checked against the dataclasses: ``{section: {key: value}}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not TOML, or an unknown section or key, or a value of the wrong type or outside its choices; the message
+        names the file, the section and the key.
+    """
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a valid TOML file: {exc}") from None
+    sections = [s for s, _, _ in SELECTOR_SECTIONS]
+    out: dict[str, dict[str, Any]] = {}
+    for section, table in data.items():
+        if section not in sections:
+            raise ValueError(f"{path}: unknown section [{section}]; the sections are "
+                             + ", ".join(f"[{s}]" for s in sections))
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: {section} must be a [{section}] table of settings, got {table!r}")
+        known = {f.name: f for f in fields(_section_class(section))}
+        for key, value in table.items():
+            if key not in known:
+                raise ValueError(f"{path}: unknown key {key!r} in [{section}]; its keys are {', '.join(known)}")
+            out.setdefault(section, {})[key] = _checked_value(value, known[key], where=f"{path}: [{section}] {key}")
+    return out
+
+
+def _checked_value(value: Any, f: Any, *, where: str) -> Any:
+    default = _default(f)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, kind = number, "a number"
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and bool(value) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        kind = "a non-empty list of numbers"
+    else:
+        ok, kind = isinstance(value, str), "a string"
+    if not ok:
+        raise ValueError(f"{where} = {value!r}: expected {kind}")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"{where} = {value!r}: choose from {', '.join(map(repr, choices))}")
+    if isinstance(default, list):
+        return [float(v) for v in value]
+    return float(value) if isinstance(default, float) else value
+
+
+def config_markdown() -> str:
+    """Markdown reference of every selector setting: one table per config-file section (``rlthf config-docs``)."""
+    lines = [
+        "# Selector settings",
+        "",
+        "Generated by `rlthf config-docs` from the config dataclasses in `rlthf_selector/config.py`; do not edit.",
+        "",
+        "`rlthf demo` and `rlthf simulate` read these from a TOML file given with `--config FILE`; "
+        "`rlthf config-docs --toml > rlthf.toml` writes one with every default. A few of them are also command-line "
+        "options (`--section-key`, `--key` in `[loop]`; see each command's `--help`), which override the file.",
+        "",
+    ]
+    for section, cls, keyword in SELECTOR_SECTIONS:
+        lines += [f"## `[{section}]`: `{cls.__name__}`", "", _doc(cls), "",
+                  "| key | default | meaning |", "| --- | --- | --- |"]
+        for f in fields(cls):
+            lines.append(f"| `{f.name}` | `{_toml_value(_default(f))}` | {f.metadata.get('help', '')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def config_toml() -> str:
+    """A TOML config file with every selector setting at its default, each with its help as a comment
+    (``rlthf config-docs --toml``); :func:`read_config_file` reads it back."""
+    import textwrap
+
+    lines = ["# rlthf selector settings, every key at its default. Use: rlthf simulate|demo --config FILE.",
+             "# Delete what you do not change; a command-line option overrides the file.", ""]
+    for section, cls, _ in SELECTOR_SECTIONS:
+        lines += [f"# {_doc(cls).splitlines()[0]}", f"[{section}]"]
+        for f in fields(cls):
+            lines += textwrap.wrap(f.metadata.get("help", ""), 116, initial_indent="# ", subsequent_indent="# ")
+            lines.append(f"{f.name} = {_toml_value(_default(f))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _doc(cls: type) -> str:
+    return (cls.__doc__ or "").strip().replace(":mod:", "")  # a Sphinx role reads as clutter in markdown and TOML
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)  # a JSON string is a TOML basic string

@@ -87,6 +87,9 @@ class LoadReport:
         Pairs returned. ``n_read == n_loaded + sum(skipped.values())``.
     skipped : dict of str to int
         Skipped records by reason (e.g. ``"invalid JSON"``, ``"human tie/no majority"``).
+    skipped_at : list of dict
+        Every skipped record that has a place, in reading order: ``{"where": "file:line" or "file row i",
+        "reason": ...}``, so a skip can be found in the file.
     notes : list of str
         Anything else worth knowing (coerced values, blank lines, judge agreement, first error of each
         skipped kind).
@@ -97,25 +100,44 @@ class LoadReport:
     n_loaded: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    skipped_at: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def n_skipped(self) -> int:
         return int(sum(self.skipped.values()))
 
-    def skip(self, reason: str, count: int = 1, *, example: str | None = None) -> None:
-        """Count ``count`` skipped records under ``reason``; the first ``example`` of each reason becomes a note."""
+    def skip(self, reason: str, count: int = 1, *, example: str | None = None, where: str | None = None) -> None:
+        """Count ``count`` skipped records under ``reason``; the first ``example`` of each reason becomes a note and
+        ``where`` (the record's file:line or row) goes into :attr:`skipped_at`."""
         if reason not in self.skipped and example:
             self.notes.append(f"first skipped ({reason}): {example}")
         self.skipped[reason] = self.skipped.get(reason, 0) + count
+        if where:
+            self.skipped_at.append({"where": where, "reason": reason})
 
-    def summary(self) -> str:
-        """One line: ``"SOURCE: read R, loaded L; skipped S (k1 reason1, ...)"`` followed by the notes."""
+    def skipped_lines(self, limit: int | None = None) -> list[str]:
+        """``"file:line: reason"`` for each skipped record with a place (the first ``limit``, then how many more)."""
+        lines = [f"{s['where']}: {s['reason']}" for s in self.skipped_at]
+        if limit is not None and len(lines) > limit:
+            lines = lines[:limit] + [f"... and {len(lines) - limit} more skipped records"]
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was read, loaded and skipped, every skip by place (for a command's JSON output)."""
+        return {"source": self.source, "read": self.n_read, "loaded": self.n_loaded, "skipped": dict(self.skipped),
+                "skipped_at": list(self.skipped_at), "notes": list(self.notes)}
+
+    def summary(self, *, max_places: int = 20) -> str:
+        """One line: ``"SOURCE: read R, loaded L; skipped S (k1 reason1, ...)"`` followed by the notes and the first
+        ``max_places`` skipped records by place."""
         text = f"{self.source}: read {self.n_read}, loaded {self.n_loaded}"
         if self.skipped:
             reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items(), key=lambda kv: -kv[1]))
             text += f"; skipped {self.n_skipped} ({reasons})"
         if self.notes:
             text += "\n" + "\n".join(f"  - {note}" for note in self.notes)
+        if self.skipped_at:
+            text += "\n  skipped:\n" + "\n".join(f"    {line}" for line in self.skipped_lines(max_places))
         return text
 
     def _warn_skips(self) -> None:
@@ -282,7 +304,7 @@ def _check_on_error(on_error: str) -> None:
 def _handle(err: PairValidationError, on_error: str, report: LoadReport) -> None:
     if on_error == "raise":
         raise err
-    report.skip(err.reason, example=str(err))
+    report.skip(err.reason, example=str(err), where=err.where)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -908,14 +930,14 @@ def _load_hh(
                 continue
             split = split_hh_transcripts(chosen, rejected)
             if split is None:
-                report.skip("no shared prompt prefix", example=at.where)
+                report.skip("no shared prompt prefix", where=at.where)
                 continue
             prompt, good, bad = split
             if HH_HUMAN in good or HH_HUMAN in bad:
-                report.skip("responses span several turns", example=at.where)
+                report.skip("responses span several turns", where=at.where)
                 continue
             if good == bad:
-                report.skip("identical responses", example=at.where)
+                report.skip("identical responses", where=at.where)
                 continue
             empty_responses += (good == "") + (bad == "")
             gold = B_PREFERRED if swap else A_PREFERRED
@@ -1045,14 +1067,14 @@ def load_pandalm(
             raise PairValidationError(f"record has no integer 'idx' (got {idx!r})", source=at.source, row=pos, reason="bad id")
         gold = _pandalm_majority(row, at)
         if gold is None:
-            report.skip("human tie/no majority")
+            report.skip("human tie/no majority", where=at.where)
             continue
         ai = UNKNOWN
         if judge is not None:
             raw, ai_or_none = _verdict_for(verdicts, judge, idx)
             if not ai_or_none:
                 raw_verdicts[str(raw)] += 1
-                report.skip("judge tie/unparseable")
+                report.skip("judge tie/unparseable", where=at.where)
                 continue
             ai = ai_or_none
         texts = []
@@ -1068,7 +1090,7 @@ def load_pandalm(
         try:
             _check_distinct(r1, r2, at, what=f"response1 and response2 (idx {idx})")
         except PairValidationError as err:
-            report.skip(err.reason, example=str(err))
+            report.skip(err.reason, example=str(err), where=err.where)
             continue
         prompt = instruction.strip() + ("\n" + inp.strip() if inp.strip() else "")
         pair_id = f"pandalm-{idx}"

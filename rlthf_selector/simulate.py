@@ -28,12 +28,16 @@ from rlthf_selector.config import (
 )
 from rlthf_selector.mistakes import chose_shorter
 from rlthf_selector.pairs import PreferencePairs
+from rlthf_selector.simulate_strategies import (
+    BUDGET_FREE,
+    STRATEGIES,
+    StrategyOutcome,
+    evidence_auc,
+    mistake_ranking_auc,
+    run_strategy,
+)
 
-STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "rlthf-paper", "random", "margin", "cleanlab", "evidence-only",
-              "length", "self-improve", "all-human")
 DEFAULT_BUDGETS = (0.02, 0.04, 0.06, 0.08, 0.10)
-#: Strategies that spend no human labels: run once per seed, reported at every budget.
-BUDGET_FREE = ("ai-only", "self-improve", "all-human")
 RESULT_FIELDS = ("strategy", "budget", "seed", "human_labels", "label_accuracy", "rm_heldout_accuracy",
                  "flips", "flips_correct", "seconds")
 
@@ -46,6 +50,8 @@ class SimulationData:
     name: str
     ai_labels: str
     notes: list[str] = field(default_factory=list)
+    #: Every record the loader skipped, by place: ``{"where": "file:line", "reason": ...}``.
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str | None, seed: int = 0,
@@ -62,13 +68,15 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
         pandalm: 'gpt-3.5' (default) or 'pandalm-7b'. Others: a simulated judge spec
         ('uniform:0.25', 'length-bias', ...) or None to use the file's own ``ai_label``.
     on_error : {'raise', 'skip'}
-        Bad rows of hh-rlhf, jsonl and trl files: stop at the first, naming it, or skip them, counted by reason in
-        the notes with the first of each named (PandaLM's ties and unparseable verdicts are always dropped, counted).
+        Bad rows of hh-rlhf, jsonl and trl files: stop at the first, naming it, or skip them: counted by reason in
+        the notes and each one listed by place in ``skipped`` (PandaLM's ties and unparseable verdicts, and HH-RLHF's
+        identical responses, are always dropped, counted and listed the same way).
     """
     from rlthf_selector import loaders
     from rlthf_selector.simulated_judges import parse_judge_spec
 
     notes: list[str] = []
+    skipped: list[dict[str, str]] = []
     if dataset == "pandalm":
         if len(paths) != 1:
             raise ValueError("--dataset pandalm takes one --path: the directory with testset-v1.json")
@@ -78,18 +86,21 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
         other = second_judge or ("pandalm-7b" if judge == "gpt-3.5" else "gpt-3.5")
         pairs, report = loaders.load_pandalm(paths[0], judge=judge, second_judge=other)
         notes.append(report.summary())
-        return SimulationData(pairs, "pandalm", f"real: {judge}", notes)
+        skipped += report.skipped_at
+        return SimulationData(pairs, "pandalm", f"real: {judge}", notes, skipped)
     if dataset == "hh-rlhf":
         if not paths:
             raise ValueError("--dataset hh-rlhf needs --path FILE [FILE ...]")
         pairs, report = loaders.load_hh_rlhf(list(paths), seed=seed, on_error=on_error)
         notes.append(report.summary())
+        skipped += report.skipped_at
         name = "hh-rlhf:" + ",".join(Path(p).name.split(".")[0] for p in paths)
     elif dataset == "jsonl":
         if len(paths) != 1:
             raise ValueError("--dataset jsonl takes one --path FILE")
         pairs, report = loaders.load_jsonl(paths[0], on_error=on_error)
         notes.append(report.summary())
+        skipped += report.skipped_at
         if (pairs.human_label == 0).any():
             raise ValueError(f"{paths[0]}: every pair needs a gold human_label for a simulation "
                              f"({int((pairs.human_label == 0).sum())} have none)")
@@ -101,6 +112,7 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
             raise ValueError("--dataset trl takes one --path FILE")
         pairs, report = loaders.load_trl(paths[0], seed=seed, on_error=on_error)  # gold_label: the human's chosen
         notes.append(report.summary())
+        skipped += report.skipped_at
         name = f"trl:{Path(paths[0]).name}"
     elif dataset == "synthetic":
         from rlthf_selector.synthetic import make_synthetic_pairs
@@ -108,16 +120,16 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
         pairs = make_synthetic_pairs(2000, seed=seed)
         name = "synthetic"
         if ai_labels is None:
-            return SimulationData(pairs, name, "simulated: built-in biased judge", notes)
+            return SimulationData(pairs, name, "simulated: built-in biased judge", notes, skipped)
     else:
         raise ValueError(f"unknown --dataset {dataset!r}: use pandalm, hh-rlhf, jsonl, trl or synthetic")
     if ai_labels is None:
         if (pairs.ai_label == 0).all():
             raise ValueError(f"{name} has no AI labels: pass --ai-labels uniform:0.25 or length-bias")
-        return SimulationData(pairs, name, "real: from the file", notes)
+        return SimulationData(pairs, name, "real: from the file", notes, skipped)
     judge_fn, description = parse_judge_spec(ai_labels)
     pairs = pairs.replace(ai_label=judge_fn(pairs, seed=seed))
-    return SimulationData(pairs, name, description, notes)
+    return SimulationData(pairs, name, description, notes, skipped)
 
 
 def heldout_split(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,33 +138,6 @@ def heldout_split(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np
     perm = rng.permutation(n)
     k = int(round(fraction * n))
     return np.sort(perm[k:]), np.sort(perm[:k])
-
-
-def mistake_ranking_auc(oriented_gap: np.ndarray, wrong: np.ndarray) -> float | None:
-    """ROC-AUC of ``-oriented_gap`` for "the label is wrong" (0.5 = chance). None if one class is empty."""
-    wrong = np.asarray(wrong, bool)
-    n_pos, n_neg = int(wrong.sum()), int((~wrong).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    score = -np.asarray(oriented_gap, float)
-    order = np.argsort(score, kind="stable")
-    ranks = np.empty_like(order, dtype=float)
-    ranks[order] = np.arange(1, score.shape[0] + 1)
-    # Average ranks over ties.
-    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    ranks = (sums / counts)[inverse]
-    return float((ranks[wrong].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-@dataclass
-class StrategyOutcome:
-    labels: np.ndarray
-    human_labels: int
-    flips: int = 0
-    flips_correct: int = 0
-    asked: np.ndarray | None = None
-    estimates: dict[str, Any] | None = None  # strategies with control draws: live estimates beside the truth
 
 
 class Simulation:
@@ -187,72 +172,13 @@ class Simulation:
         folds = max(self.loop_config.out_of_fold, 2)
         return out_of_fold_reward_gap(self.reward_model(seed), pool, pool.ai_label, n_folds=folds, seed=seed)
 
-    def _ask(self, pool: PreferencePairs, asked: np.ndarray) -> StrategyOutcome:
-        labels = pool.ai_label.copy()
-        labels[asked] = pool.gold_label[asked]
-        return StrategyOutcome(labels, int(asked.shape[0]), asked=asked)
-
     def run_strategy(self, strategy: str, pool: PreferencePairs, *, budget: int, seed: int,
                      oof_gap: Callable[[], np.ndarray]) -> StrategyOutcome:
-        from rlthf_selector.loop import RLTHF, GoldAnnotator
-        from rlthf_selector.pairs import LabelSource
+        """:func:`rlthf_selector.simulate_strategies.run_strategy` with this simulation's models and settings."""
+        return run_strategy(strategy, pool, budget=budget, seed=seed, oof_gap=oof_gap, reward_model=self.reward_model,
+                            loop_config=self.loop_config, curve_config=self.curve_config,
+                            selection_config=self.selection_config)
 
-        n = len(pool)
-        if strategy == "ai-only":
-            return StrategyOutcome(pool.ai_label.copy(), 0)
-        if strategy == "all-human":
-            return StrategyOutcome(pool.gold_label.copy(), n)
-        if strategy == "random":
-            return self._ask(pool, np.random.default_rng(seed).choice(n, size=budget, replace=False))
-        if strategy == "margin":
-            return self._ask(pool, np.argsort(np.abs(oof_gap()), kind="stable")[:budget])
-        if strategy == "cleanlab":
-            from cleanlab.filter import find_label_issues
-
-            gap = oof_gap()
-            prob_a = 1.0 / (1.0 + np.exp(-gap))
-            pred_probs = np.column_stack([1.0 - prob_a, prob_a])  # class 0 = B, class 1 = A
-            given = (pool.ai_label > 0).astype(int)
-            issues = find_label_issues(given, pred_probs, return_indices_ranked_by="self_confidence")
-            # Spend the whole budget: after the flagged issues, the least self-confident labels.
-            self_confidence = pred_probs[np.arange(n), given]
-            rest = np.setdiff1d(np.argsort(self_confidence, kind="stable"), issues, assume_unique=True)
-            rest = rest[np.argsort(self_confidence[rest], kind="stable")]
-            return self._ask(pool, np.concatenate([issues, rest])[:budget].astype(np.int64))
-        if strategy == "evidence-only":
-            from rlthf_selector.evidence import judge_doubt
-
-            doubt = judge_doubt(pool)
-            if doubt is None:
-                raise ValueError("evidence-only needs judge evidence in the pairs (e.g. a second judge's labels)")
-            # Most doubted first; ties (coarse evidence) in random order so the pool's order decides nothing.
-            tiebreak = np.random.default_rng(seed).random(n)
-            return self._ask(pool, np.lexsort((tiebreak, -doubt))[:budget].astype(np.int64))
-        if strategy == "length":
-            # The AI chose the shorter response, the most lopsided first (docs: signal measurements).
-            return self._ask(pool, np.argsort(-chose_shorter(pool), kind="stable")[:budget].astype(np.int64))
-        if strategy in ("rlthf", "rlthf-one-shot", "rlthf-paper", "self-improve"):
-            loop_config = replace(
-                self.loop_config, seed=seed, human_budget=float(budget) if budget else 0.0,
-                iterations=1 if strategy == "rlthf-one-shot" else self.loop_config.iterations,
-            )
-            selection_config = self.selection_config
-            if strategy == "rlthf-paper":
-                selection_config = replace(selection_config, method="paper")
-            loop = RLTHF(self.reward_model(seed), loop_config=loop_config, curve_config=self.curve_config,
-                         selection_config=selection_config)
-            result = loop.run(pool, GoldAnnotator())
-            flips = result.label_source == LabelSource.FLIPPED
-            estimates = None
-            if result.estimates:
-                estimates = {"estimates": loop_estimates_with_truth(result, pool), "warnings": result.warnings}
-            if result.final_step.mistakes is not None:
-                estimates = {"estimates": {}, "warnings": [], **(estimates or {}),
-                             "mistake_model": mistake_model_report(result, pool)}
-            return StrategyOutcome(result.labels, result.human_labels, int(flips.sum()),
-                                   int((result.labels[flips] == pool.gold_label[flips]).sum()),
-                                   asked=np.flatnonzero(result.pairs.human_label != 0), estimates=estimates)
-        raise ValueError(f"unknown strategy {strategy!r}: choose from {', '.join(STRATEGIES)}")
 
     def heldout_accuracy(self, pool: PreferencePairs, labels: np.ndarray, heldout: PreferencePairs, seed: int) -> float:
         """Accuracy against gold, on the held-out split, of a reward model trained on ``labels``."""
@@ -294,7 +220,7 @@ class Simulation:
 
             signal.append({"seed": seed, "pool": len(pool), "heldout": len(heldout),
                            "ai_error": float(wrong.mean()), "rm_mistake_auc": auc, "length_only_auc": length_auc,
-                           **_evidence_auc(pool, wrong),
+                           **evidence_auc(pool, wrong),
                            # Where the AI's mistakes sit along the out-of-fold curve, from gold (the plot's 3rd panel).
                            "mistake_share_along_curve": mistake_share_along_curve(
                                oriented, wrong, np.ones(len(pool), dtype=bool))})
@@ -337,88 +263,10 @@ class Simulation:
             "diagnostics": diagnostics,
             "estimates": estimates,
             "notes": self.data.notes,
+            "skipped": self.data.skipped,
             "machine": machine_description(),
             "seconds": round(time.perf_counter() - started, 1),
         }
-
-
-def _evidence_auc(pool: PreferencePairs, wrong: np.ndarray) -> dict[str, Any]:
-    """Mistake-ranking AUC of the judge's own doubt alone (None without evidence), so a gain can be traced to the RM
-    or to the judge evidence."""
-    from rlthf_selector.evidence import judge_doubt
-
-    doubt = judge_doubt(pool)
-    return {"judge_doubt_auc": None if doubt is None else mistake_ranking_auc(-doubt, wrong)}
-
-
-def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, Any]:
-    """The RLTHF loop's live estimates beside their true values from gold, over the shard it iterated on.
-
-    The mistake model's ranking changes with every answer, so its AUC has no single true value here (None). See
-    :func:`beside_truth`.
-    """
-    from rlthf_selector.estimates import QUEUE_DRAW
-
-    shard = result.shard
-    gold = pool.gold_label[shard]
-    ai = pool.ai_label[shard]
-    has_ai = ai != 0
-    wrong = (ai != gold) & has_ai
-    queued = (result.draws.drawn_by[shard] == QUEUE_DRAW) & (result.pairs.human_label[shard] != 0) & has_ai
-    truths: dict[str, float | None] = {
-        "ai_accuracy": float((~wrong[has_ai]).mean()),
-        "control_overturn": float(wrong[has_ai].mean()),
-        "queue_precision": float(wrong[queued].mean()) if queued.any() else None,
-        "mistake_auc": None,
-        "pool_accuracy": float((result.labels[shard][has_ai] == gold[has_ai]).mean()),
-    }
-    if truths["queue_precision"] is not None:
-        truths["queue_minus_control"] = truths["queue_precision"] - truths["control_overturn"]
-    return beside_truth(result.estimates, truths)
-
-
-def mistake_model_report(result: Any, pool: PreferencePairs) -> dict[str, Any]:
-    """What the final mistake model learned, and how well it and each single signal rank the AI's mistakes among
-    the pairs no human labelled (gold decides what a mistake is).
-
-    Returns
-    -------
-    dict
-        ``model`` (:meth:`~rlthf_selector.mistakes.MistakeModel.to_dict`), ``auc`` (the model's), ``signal_auc``
-        (each signal's, missing values ranked as the signal's mean), ``best_signal``, ``unlabeled`` and
-        ``mistakes`` (the pairs scored and the AI mistakes among them).
-    """
-    final = result.final_step
-    scope = (result.pairs.human_label == 0) & (pool.ai_label != 0)
-    wrong = (pool.ai_label != pool.gold_label)[scope]
-    signal_auc = {}
-    for sig in final.signals:
-        v = sig.values[scope]
-        known = ~np.isnan(v)
-        if known.sum() < 2:
-            continue
-        v = np.where(known, v, v[known].mean())
-        signal_auc[sig.name] = mistake_ranking_auc(-v, wrong)
-    ranked = {k: v for k, v in signal_auc.items() if v is not None}
-    best = max(ranked, key=ranked.get) if ranked else None
-    return {"model": final.mistakes.model.to_dict(), "auc": mistake_ranking_auc(-final.mistakes.prob[scope], wrong),
-            "signal_auc": signal_auc, "best_signal": best, "unlabeled": int(scope.sum()), "mistakes": int(wrong.sum())}
-
-
-def beside_truth(estimates: dict[str, Any], truths: dict[str, float | None]) -> dict[str, Any]:
-    """Each estimate as a dict with its true value and whether its interval holds it.
-
-    Returns
-    -------
-    dict of str to dict
-        ``{name: {"value", "lower", "upper", "n", "confidence", "method", "truth", "covered"}}``; ``truth`` and
-        ``covered`` are None where no true value is known.
-    """
-    out = {}
-    for name, est in estimates.items():
-        truth = truths.get(name)
-        out[name] = {**est.to_dict(), "truth": truth, "covered": est.contains(truth)}
-    return out
 
 
 def machine_description() -> str:
@@ -564,6 +412,11 @@ def write_outputs(output: dict[str, Any], *, json_path: Path, out_dir: Path, com
     return {"json": json_path, "markdown": md, "png": png}
 
 
+#: The selector settings `rlthf simulate` also takes on the command line (all of them come from --config FILE;
+#: --budgets and --seeds take the place of [loop] human_budget and seed).
+SIMULATE_OPTIONS = ("loop.iterations", "loop.out_of_fold", "selection.method", "features.kind")
+
+
 def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
     from rlthf_selector.config import add_selector_arguments
 
@@ -577,21 +430,20 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="pandalm: gpt-3.5 | pandalm-7b; else a simulated judge: uniform:0.25 | length-bias[:k=v,...]; "
                         "default: the file's own ai_label")
     p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated strategies")
-    p.add_argument("--budgets", default=",".join(str(b) for b in DEFAULT_BUDGETS), help="comma-separated fractions")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    p.add_argument("--featurizer", choices=("hashing", "minilm", "hashing+minilm"), default=None,
-                   help="shortcut for --features-kind")
+    p.add_argument("--budgets", default=",".join(str(b) for b in DEFAULT_BUDGETS),
+                   help="comma-separated fractions of the pool (in place of [loop] human_budget)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (in place of [loop] seed)")
     p.add_argument("--heldout", type=float, default=0.2, help="share of pairs held out for the RM accuracy")
     p.add_argument("--json", default=None, help="output JSON path (default OUT/simulate.json)")
     p.add_argument("--out", default="simulate_out", help="folder for the markdown table and plot")
-    add_selector_arguments(p)
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="bad input rows (e.g. two identical responses): stop at the first, naming its line ('raise'), or "
-                        "skip them, counted by reason in the run's notes, the first of each reason named by line "
-                        "('skip')")
+                        "skip them, each one reported by file:line and reason in the output and in the JSON's "
+                        "'skipped' ('skip')")
     p.add_argument("--no-evidence", action="store_true",
                    help="drop every judge-evidence field (second judge, swap consistency, confidence, ...) before any "
                         "strategy sees it, so a data set can be run with and without the judge's own evidence")
+    add_selector_arguments(p, options=SIMULATE_OPTIONS)
     p.set_defaults(func=run_simulate)
 
 
@@ -603,8 +455,6 @@ def run_simulate(args: argparse.Namespace) -> int:
     from rlthf_selector.config import selector_configs
 
     configs = selector_configs(args)
-    if args.featurizer:
-        configs["featurizer_config"] = replace(configs["featurizer_config"], kind=args.featurizer)
     seeds = _csv(args.seeds, int)
     data = load_simulation_data(args.dataset, args.path, ai_labels=args.ai_labels, seed=seeds[0] if seeds else 0,
                                 on_error=args.on_error)
@@ -621,9 +471,12 @@ def run_simulate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     json_path = Path(args.json) if args.json else out_dir / "simulate.json"
     # The exact command line, as main() received it, so the run can be repeated from its outputs.
-    command = "rlthf " + " ".join(shlex.quote(a) for a in args.argv)
+    command = "rlthf " + shlex.join(args.argv)
     paths = write_outputs(output, json_path=json_path, out_dir=out_dir, command=command)
     print()
     print(markdown_table(output, summarise(output)))
+    if data.skipped:  # said again at the end, where it is seen: the input was not read whole
+        print(f"\nskipped {len(data.skipped)} input records: listed by file:line with the loading notes above, "
+              f"all of them under 'skipped' in {paths['json']}")
     print(f"\nwrote {paths['json']}, {paths['markdown']}, {paths['png']} in {output['seconds']} s")
     return 0

@@ -365,4 +365,9 @@ def test_setup_on_error_skip_imports_the_good_pairs_and_names_the_bad_one(tmp_pa
     assert main(run + ["--on-error", "skip"]) == 0
     err = capsys.readouterr().err
     assert "skipped 1" in err and "pairs.jsonl:3: response_a and response_b are identical" in err
+    assert f"{pairs_file}:3: identical responses" in err  # every skip listed by line
     assert len(imported) == 4
+    imported.clear()
+    assert main(run + ["--on-error", "skip", "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["input"]["skipped_at"] == [{"where": f"{pairs_file}:3", "reason": "identical responses"}]

@@ -37,9 +37,18 @@ def test_option_help_names_its_default_once(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    start = out.rindex("--rm-lr RM_LR ")  # the options section, after the usage line
-    entry = out[start:out.index("--rm-batch-size", start)]
-    assert entry.count("(default: 0.01)") == 1
+    start = out.rindex("--out-of-fold OUT_OF_FOLD ")  # the options section, after the usage line
+    entry = out[start:out.index("--seed", start)]
+    assert entry.count("(default: 5; [loop] out_of_fold)") == 1 and entry.count("default") == 1
+
+
+def test_simulate_help_lists_at_most_25_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = capsys.readouterr().out
+    options = [line.split()[0] for line in out.splitlines() if line.startswith("  -")]
+    assert len(options) <= 25, options
+    assert "--config" in out and "--on-error" in out
 
 
 def test_demo_writes_the_report_export_and_live_estimates(tmp_path, capsys):

@@ -67,7 +67,7 @@ def test_concat_needs_two_and_make_featurizer_names_the_kinds(tmp_path):
 def test_simulate_accepts_the_concatenated_kind():
     from rlthf_selector.cli import build_parser
 
-    args = build_parser().parse_args(["simulate", "--dataset", "synthetic", "--featurizer", "hashing+minilm"])
-    assert args.featurizer == "hashing+minilm"
+    from rlthf_selector.config import selector_configs
+
     args = build_parser().parse_args(["simulate", "--dataset", "synthetic", "--features-kind", "hashing+minilm"])
-    assert args.features_kind == "hashing+minilm"
+    assert selector_configs(args)["featurizer_config"].kind == "hashing+minilm"

@@ -649,10 +649,13 @@ def test_on_error_skip_labels_the_good_lines_and_counts_the_rest(tmp_path, caplo
     out = tmp_path / "out.jsonl"
     args = ["--pairs", str(pairs), "--out", str(out), "--ai-labels-from", str(labels)]
     assert prelabel_main(args) == 2  # default: the first bad line stops the run
+    summary = tmp_path / "summary.json"
     with caplog.at_level(logging.WARNING), pytest.warns(UserWarning, match="skipped 2"):
-        assert prelabel_main([*args, "--on-error", "skip"]) == 0
+        assert prelabel_main([*args, "--on-error", "skip", "--summary-json", str(summary)]) == 0
     assert [r["id"] for r in read_jsonl(out)] == ["p0", "p1", "p2"]
-    assert "skipped 2" in caplog.text
+    assert "skipped 2" in caplog.text and f"{pairs}:2: invalid JSON" in caplog.text and f"{pairs}:4: " in caplog.text
+    skipped = json.loads(summary.read_text())["input"]["skipped_at"]
+    assert [s["where"] for s in skipped] == [f"{pairs}:2", f"{pairs}:4"]
 
 
 def test_ctrl_c_exits_130_and_the_rerun_resumes(tmp_path):

@@ -172,6 +172,7 @@ def test_load_jsonl_skip_mode_counts_and_warns(tmp_path, bad_line, reason, fragm
     assert list(pairs.ids) == ["p0", "p2"]
     assert (report.n_read, report.n_loaded, report.skipped) == (3, 2, {reason: 1})
     assert any(f"{path}:2" in note for note in report.notes)
+    assert report.skipped_at == [{"where": f"{path}:2", "reason": reason}]  # every skip, by line
 
 
 def test_load_jsonl_skip_mode_counts_several_reasons(tmp_path):

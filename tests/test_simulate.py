@@ -8,7 +8,8 @@ import pytest
 
 from rlthf_selector.cli import main
 from rlthf_selector.loaders import write_jsonl
-from rlthf_selector.simulate import RESULT_FIELDS, mistake_ranking_auc, summarise
+from rlthf_selector.simulate import RESULT_FIELDS, summarise
+from rlthf_selector.simulate_strategies import mistake_ranking_auc
 from rlthf_selector.synthetic import make_synthetic_pairs
 
 
@@ -183,19 +184,26 @@ def test_no_evidence_drops_the_judges_evidence_before_any_strategy_sees_it(tmp_p
     assert not any(e["strategy"] == "rlthf-paper" and "mistake_model" in e for e in with_evidence["estimates"])
 
 
-def test_on_error_skip_lets_a_run_past_a_pair_with_two_identical_responses(tmp_path, capsys):
+def test_on_error_skip_runs_past_an_identical_pair_and_a_malformed_line_and_reports_both_by_line(tmp_path, capsys):
     pairs = make_synthetic_pairs(200, seed=5)
-    pairs.response_b[7] = pairs.response_a[7]  # one bad row: nothing to choose between
+    pairs.response_b[7] = pairs.response_a[7]  # one bad row: nothing to choose between (line 8)
     path = tmp_path / "p.jsonl"
     write_jsonl(pairs.replace(human_label=pairs.gold_label, gold_label=np.zeros(len(pairs), np.int8)), path)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:20] + ['{"id": "broken", "prompt": \n'] + lines[20:]))  # line 21: not JSON
     run = ["simulate", "--dataset", "jsonl", "--path", str(path), "--strategies", "ai-only,random", "--budgets", "0.1",
            "--seeds", "0", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "out" / "sim.json")]
-    assert main(run) == 2  # the default stops at the bad row and names it
+    assert main(run) == 2  # the default stops at the first bad row and names it
     assert "p.jsonl:8: response_a and response_b are identical" in capsys.readouterr().err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(run + ["--on-error", "skip"]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}:8: identical responses" in out and f"{path}:21: invalid JSON" in out
+    assert "skipped 2 input records" in out  # said again at the end of the run
     data = json.loads((tmp_path / "out" / "sim.json").read_text())
     assert data["n_pairs"] == 199
+    assert data["skipped"] == [{"where": f"{path}:8", "reason": "identical responses"},
+                               {"where": f"{path}:21", "reason": "invalid JSON"}]
     notes = "\n".join(data["notes"])
-    assert "skipped 1" in notes and "p.jsonl:8: response_a and response_b are identical" in notes
+    assert "skipped 2" in notes and "p.jsonl:8: response_a and response_b are identical" in notes

@@ -125,7 +125,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
         return _fail(f"--concurrency must be at least 1, got {config.concurrency}")
 
     try:
-        records = read_pairs(args.pairs, on_error=args.on_error)
+        records, load_report = read_pairs(args.pairs, on_error=args.on_error)
     except (OSError, ValueError) as exc:
         return _fail(str(exc))
     ids = [str(r["id"]) for r in records]
@@ -181,7 +181,11 @@ def run_prelabel(args: argparse.Namespace) -> int:
     write_records(out_records, args.out)
     print(format_summary(summary))
     print(f"wrote {len(out_records)} pairs to {args.out}")
+    if load_report.n_skipped:  # said again at the end, where it is seen: the input was not read whole
+        where = f"; all of them under 'input' in {args.summary_json}" if args.summary_json else ""
+        print(f"skipped {load_report.n_skipped} input records: listed by line in the warning above{where}")
     if args.summary_json:
+        summary = {**summary, "input": load_report.to_dict()}
         Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0
 
@@ -214,12 +218,13 @@ def _api_judges(models: Sequence[str], config: JudgeConfig, template: Any) -> li
     ]
 
 
-def read_pairs(path: str | Path, *, on_error: str = "raise") -> list[dict[str, Any]]:
-    """The records of a canonical JSONL file, validated by :func:`rlthf_selector.loaders.load_jsonl`.
+def read_pairs(path: str | Path, *, on_error: str = "raise") -> tuple[list[dict[str, Any]], Any]:
+    """The records of a canonical JSONL file, validated by :func:`rlthf_selector.loaders.load_jsonl`, and its
+    :class:`~rlthf_selector.loaders.LoadReport`.
 
     Every field of a record is kept as written (load_jsonl's typed view would drop nested objects), in
-    the order load_jsonl loaded them; lines it skipped (``on_error="skip"``) are counted and warned about
-    by it and are not returned.
+    the order load_jsonl loaded them; lines it skipped (``on_error="skip"``) are not returned: they are counted
+    and listed by line in the report, and logged as a warning.
     """
     from rlthf_selector.loaders import load_jsonl
 
@@ -236,7 +241,7 @@ def read_pairs(path: str | Path, *, on_error: str = "raise") -> list[dict[str, A
                 continue  # load_jsonl already reported (or refused) it
             if isinstance(record, dict) and "id" in record:
                 raw.setdefault(str(record["id"]), record)
-    return [raw[str(pid)] for pid in pairs.ids]
+    return [raw[str(pid)] for pid in pairs.ids], report
 
 
 def write_records(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
