@@ -65,7 +65,7 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
         Bad rows of hh-rlhf, jsonl and trl files: stop at the first, naming it, or skip them, counted by reason in
         the notes with the first of each named (PandaLM's ties and unparseable verdicts are always dropped, counted).
     """
-    from rlthf_selector import loaders
+    from rlthf_selector import io as loaders
     from rlthf_selector.simulated_judges import parse_judge_spec
 
     notes: list[str] = []

@@ -215,13 +215,13 @@ def _api_judges(models: Sequence[str], config: JudgeConfig, template: Any) -> li
 
 
 def read_pairs(path: str | Path, *, on_error: str = "raise") -> list[dict[str, Any]]:
-    """The records of a canonical JSONL file, validated by :func:`rlthf_selector.loaders.load_jsonl`.
+    """The records of a canonical JSONL file, validated by :func:`rlthf_selector.io.load_jsonl`.
 
     Every field of a record is kept as written (load_jsonl's typed view would drop nested objects), in
     the order load_jsonl loaded them; lines it skipped (``on_error="skip"``) are counted and warned about
     by it and are not returned.
     """
-    from rlthf_selector.loaders import load_jsonl
+    from rlthf_selector.io import load_jsonl
 
     pairs, report = load_jsonl(path, on_error=on_error)
     if report.n_skipped:
