@@ -182,7 +182,7 @@ class Simulation:
 
     # --- strategies -------------------------------------------------------------------------
     def _oof_gap(self, pool: PreferencePairs, seed: int) -> np.ndarray:
-        from rlthf_selector.reward_model import out_of_fold_reward_gap
+        from rlthf_selector.out_of_fold import out_of_fold_reward_gap
 
         folds = max(self.loop_config.out_of_fold, 2)
         return out_of_fold_reward_gap(self.reward_model(seed), pool, pool.ai_label, n_folds=folds, seed=seed)
