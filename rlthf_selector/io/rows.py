@@ -4,6 +4,8 @@ records are collected into before they become :class:`~rlthf_selector.pairs.Pref
 A loader never drops a record without counting it in its :class:`LoadReport` and issuing a :class:`DataSkipWarning`.
 Bad records raise :class:`~rlthf_selector.validation.PairValidationError` naming the file and line (or row), unless
 ``on_error="skip"``.
+
+The names with a leading underscore are for the format modules of this package only, not for users.
 """
 
 from __future__ import annotations
