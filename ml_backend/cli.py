@@ -305,7 +305,7 @@ def _roll_back(client: Any, project_id: int, *, created: bool, imported: Sequenc
 
 
 def run_label_studio_setup(args: argparse.Namespace) -> int:
-    from rlthf_selector.loaders import load_pairs
+    from rlthf_selector.io import load_pairs
 
     from ml_backend.label_studio_client import LabelStudioClient, LabelStudioError
 
@@ -393,7 +393,7 @@ def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, mod
     import numpy as np
 
     from label_config import ResultError, parse_label_config, task_data_problems
-    from rlthf_selector.loaders import messages_problem
+    from rlthf_selector.io import messages_problem
     from rlthf_selector.pairs import MESSAGE_FIELDS, LabelSource, PreferencePairs, format_label, parse_label
 
     from ml_backend.label_studio_client import annotation_is_usable

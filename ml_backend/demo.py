@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _stop_like_ctrl_c)
 
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
     from rlthf_selector.synthetic import make_synthetic_pairs
 
     from ml_backend.cli import setup_project

@@ -343,7 +343,7 @@ def state_estimates(state: ProjectState, *, confidence: float) -> tuple[dict[str
     Returns
     -------
     estimates : dict of str to dict
-        Each :class:`~rlthf_selector.estimates.Estimate` as ``to_dict()``; empty for a state without tasks with an AI
+        Each :class:`~rlthf_selector.intervals.Estimate` as ``to_dict()``; empty for a state without tasks with an AI
         label, and when the records are inconsistent (the warning then says why; training goes on).
     warnings : list of str
     """

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-#: Where the shipped slice lies (a folder :func:`rlthf_selector.loaders.load_pandalm` reads).
+#: Where the shipped slice lies (a folder :func:`rlthf_selector.io.load_pandalm` reads).
 PANDALM_DEMO_DIR = Path(str(resources.files("rlthf_selector").joinpath("data", "pandalm")))
 DEMO_SOURCE = "PandaLM test set slice (Apache-2.0, github.com/WeOpenML/PandaLM; see rlthf_selector/data/pandalm/NOTICE.md)"
 
@@ -27,7 +27,7 @@ def load_demo_pairs() -> tuple[Any, list[str]]:
     notes : list of str
         What loading left out or read specially (the loader's report and its skip warning, as text).
     """
-    from rlthf_selector.loaders import load_pandalm
+    from rlthf_selector.io import load_pandalm
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -1,7 +1,7 @@
 """Export labelled pairs as a TRL preference data set: ``prompt``, ``chosen``, ``rejected``, plus
 ``label_source`` (human / ai / flipped / rm) and the pair ``id``.
 
-Pairs that came as conversations (:func:`rlthf_selector.loaders.load_trl` keeps their messages in
+Pairs that came as conversations (:func:`rlthf_selector.io.load_trl` keeps their messages in
 :data:`~rlthf_selector.pairs.MESSAGE_FIELDS`) are written back as conversations, in TRL's conversational format
 (lists of ``{"role", "content"}`` messages), so TRL applies the model's chat template to them as it would have
 to the input."""

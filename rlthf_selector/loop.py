@@ -169,7 +169,7 @@ def select_step(
     -------
     StepResult
     """
-    from rlthf_selector.reward_model import out_of_fold_reward_gap
+    from rlthf_selector.out_of_fold import out_of_fold_reward_gap
 
     started = time.perf_counter()
     loop_config = loop_config or LoopConfig()

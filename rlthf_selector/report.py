@@ -332,7 +332,7 @@ def mistake_share_along_curve(
         One per stretch, along the curve: ``start``, ``stop`` (curve positions, ``stop`` exclusive), ``pairs``,
         ``known``, ``mistakes``, ``share`` (None without a known pair), ``lower``, ``upper``.
     """
-    from rlthf_selector.estimates import wilson_interval
+    from rlthf_selector.intervals import wilson_interval
 
     gap = np.asarray(oriented_gap, dtype=np.float64)
     wrong = np.asarray(wrong, dtype=bool)

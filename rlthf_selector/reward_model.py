@@ -1,4 +1,4 @@
-"""Bradley-Terry reward models on preference pairs, and cross-fitted reward gaps.
+"""Bradley-Terry reward models on preference pairs.
 
 Two levels:
 
@@ -10,7 +10,8 @@ Two levels:
   fine-tunes a transformer instead.
 
 Every gap is computed as ``r(x_A) - r(x_B)`` with ``r`` applied to each side separately, so swapping A and B
-negates it exactly. :func:`out_of_fold_reward_gap` scores each pair with a model that never trained on it.
+negates it exactly. :func:`rlthf_selector.out_of_fold.out_of_fold_reward_gap` scores each pair with a model
+that never trained on it.
 
 torch is imported inside the MLP code only.
 """
@@ -76,7 +77,8 @@ def check_labels_and_weights(
     return y.astype(np.float64), w
 
 
-def _check_features(features: Any, *, dim: int | None = None) -> np.ndarray:
+def check_features(features: Any, *, dim: int | None = None) -> np.ndarray:
+    """``features`` as an array of shape (n, 2, d), finite, with ``d == dim`` when given; ValueError otherwise."""
     x = np.asarray(features)
     if x.ndim != 3 or x.shape[1] != 2:
         raise ValueError(f"features must have shape (n, 2, d), got {x.shape}")
@@ -161,7 +163,7 @@ class BradleyTerryHead:
         -------
         self
         """
-        x = _check_features(features)
+        x = check_features(features)
         y, w = check_labels_and_weights(labels, x.shape[0], sample_weight)
         self._fit_standardiser(x, w)
         if self.config.hidden == 0:
@@ -349,7 +351,7 @@ class BradleyTerryHead:
             Positive = the model prefers A. Swapping the sides negates it exactly.
         """
         self._require_fitted()
-        x = _check_features(features, dim=self.dim)
+        x = check_features(features, dim=self.dim)
         # Each side in its own call of identical shape: the same row lands in the same place either way.
         return self.reward(x[:, 0]) - self.reward(x[:, 1])
 
@@ -551,141 +553,12 @@ def load_state(path: str | Path) -> dict[str, Any]:
     return state
 
 
-# ----------------------------------------------------------------------------------------------
-# Cross-fitting
-# ----------------------------------------------------------------------------------------------
-def fold_assignment(labels: np.ndarray, n_folds: int, *, seed: int = 0) -> np.ndarray:
-    """Random, balanced fold of each labelled pair; -1 for unlabelled (0) pairs. Shape (n,) int64."""
-    labels = np.asarray(labels)
-    labelled = np.flatnonzero(labels != 0)
-    if len(labelled) < n_folds:
-        raise ValueError(f"{len(labelled)} labelled pairs cannot be split into {n_folds} folds")
-    folds = np.full(labels.shape[0], -1, dtype=np.int64)
-    folds[np.random.default_rng(seed).permutation(labelled)] = np.arange(len(labelled)) % n_folds
-    return folds
-
-
-def _cross_fit(
-    labels: np.ndarray, n_folds: int, seed: int, fit_and_score: Callable[[np.ndarray, np.ndarray], np.ndarray]
-) -> np.ndarray:
-    """Cross-fitted gaps. ``fit_and_score(train_idx, score_idx)`` trains on ``train_idx`` and returns the gaps
-    of ``score_idx``. Unlabelled pairs get the mean over the fold models (none trained on them)."""
-    labels = np.asarray(labels)
-    n = labels.shape[0]
-    unlabelled = np.flatnonzero(labels == 0)
-    if n_folds <= 1:  # in-sample
-        labelled = np.flatnonzero(labels != 0)
-        if len(labelled) == 0:
-            raise ValueError("no labelled pairs to train on")
-        return np.asarray(fit_and_score(labelled, np.arange(n)), dtype=np.float64)
-    folds = fold_assignment(labels, n_folds, seed=seed)
-    gaps = np.zeros(n, dtype=np.float64)
-    for k in range(n_folds):
-        held = np.flatnonzero(folds == k)
-        train = np.flatnonzero((folds != k) & (folds >= 0))
-        scored = np.asarray(fit_and_score(train, np.concatenate([held, unlabelled])), dtype=np.float64)
-        gaps[held] = scored[: len(held)]
-        gaps[unlabelled] += scored[len(held):] / n_folds
-    return gaps
-
-
-def _weights_or_ones(sample_weight: Any, n: int) -> np.ndarray:
-    if sample_weight is None:
-        return np.ones(n, dtype=np.float64)
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
-    return w
-
-
-def out_of_fold_reward_gap(
-    model: RewardModel,
-    pairs: PreferencePairs,
-    labels: np.ndarray,
-    *,
-    sample_weight: np.ndarray | None = None,
-    n_folds: int = 5,
-    seed: int = 0,
-) -> np.ndarray:
-    """Cross-fitted reward gaps: each labelled pair is scored by a clone of ``model`` trained on the other folds.
-
-    Parameters
-    ----------
-    model : RewardModel
-        Only cloned; it is not fitted itself.
-    pairs : PreferencePairs
-        n pairs.
-    labels : ndarray, shape (n,)
-        +1 / -1 train; 0 = unlabelled: never trained on, scored by the mean of the fold models.
-    sample_weight : ndarray, shape (n,), optional
-    n_folds : int
-        0 or 1 = in-sample (one model on all labelled pairs scores every pair).
-    seed : int
-        Seeds the fold assignment.
-
-    Returns
-    -------
-    ndarray of float64, shape (n,)
-    """
-    labels = np.asarray(labels)
-    if labels.shape != (len(pairs),):
-        raise ValueError(f"labels must have shape ({len(pairs)},), got {labels.shape}")
-    if isinstance(model, FeatureRewardModel):
-        # Featurise the pool once and cross-fit on arrays: no per-fold subsetting of texts.
-        return out_of_fold_gap_features(model.config, model.features(pairs), labels,
-                                        sample_weight=sample_weight, n_folds=n_folds, seed=seed)
-    w = _weights_or_ones(sample_weight, len(pairs))
-
-    def fit_and_score(train: np.ndarray, score: np.ndarray) -> np.ndarray:
-        fold_model = model.clone().fit(pairs.subset(train), labels[train], sample_weight=w[train])
-        return fold_model.reward_gap(pairs.subset(score))
-
-    return _cross_fit(labels, n_folds, seed, fit_and_score)
-
-
-def out_of_fold_gap_features(
-    head_config: BradleyTerryConfig | None,
-    features: np.ndarray,
-    labels: np.ndarray,
-    *,
-    sample_weight: np.ndarray | None = None,
-    n_folds: int = 5,
-    seed: int = 0,
-) -> np.ndarray:
-    """The array-level twin of :func:`out_of_fold_reward_gap` for a :class:`BradleyTerryHead`.
-
-    Parameters
-    ----------
-    head_config : BradleyTerryConfig or None
-    features : ndarray, shape (n, 2, d)
-    labels : ndarray, shape (n,)
-        +1 / -1 / 0 as in :func:`out_of_fold_reward_gap`.
-
-    Returns
-    -------
-    ndarray of float64, shape (n,)
-    """
-    x = _check_features(features)
-    labels = np.asarray(labels)
-    if labels.shape != (x.shape[0],):
-        raise ValueError(f"labels must have shape ({x.shape[0]},), got {labels.shape}")
-    w = _weights_or_ones(sample_weight, x.shape[0])
-
-    def fit_and_score(train: np.ndarray, score: np.ndarray) -> np.ndarray:
-        head = BradleyTerryHead(head_config).fit(x[train], labels[train], sample_weight=w[train])
-        return head.reward_gap(x[score])
-
-    return _cross_fit(labels, n_folds, seed, fit_and_score)
-
-
 __all__ = [
     "BradleyTerryHead",
     "FeatureRewardModel",
     "RewardModel",
+    "check_features",
     "check_labels_and_weights",
-    "fold_assignment",
     "load_state",
-    "out_of_fold_gap_features",
-    "out_of_fold_reward_gap",
     "save_state",
 ]

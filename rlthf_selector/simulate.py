@@ -72,7 +72,7 @@ def load_simulation_data(dataset: str, paths: Sequence[str], *, ai_labels: str |
         the notes and each one listed by place in ``skipped`` (PandaLM's ties and unparseable verdicts, and HH-RLHF's
         identical responses, are always dropped, counted and listed the same way).
     """
-    from rlthf_selector import loaders
+    from rlthf_selector import io as loaders
     from rlthf_selector.simulated_judges import parse_judge_spec
 
     notes: list[str] = []
@@ -167,7 +167,7 @@ class Simulation:
 
     # --- strategies -------------------------------------------------------------------------
     def _oof_gap(self, pool: PreferencePairs, seed: int) -> np.ndarray:
-        from rlthf_selector.reward_model import out_of_fold_reward_gap
+        from rlthf_selector.out_of_fold import out_of_fold_reward_gap
 
         folds = max(self.loop_config.out_of_fold, 2)
         return out_of_fold_reward_gap(self.reward_model(seed), pool, pool.ai_label, n_folds=folds, seed=seed)

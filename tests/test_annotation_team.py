@@ -313,7 +313,7 @@ def test_rlthf_serve_uses_the_production_server_unless_asked_for_flasks(tmp_path
 def test_a_rerun_of_setup_says_it_reused_the_project_and_imported_no_new_pairs(tmp_path, monkeypatch, capsys):
     import ml_backend.label_studio_client as lsc
     from rlthf_selector.cli import main
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
 
     pairs = make_synthetic_pairs(5, seed=1)
     pairs_file = write_jsonl(pairs.replace(gold_label=None), tmp_path / "pairs.jsonl")
@@ -337,7 +337,7 @@ def test_a_rerun_of_setup_says_it_reused_the_project_and_imported_no_new_pairs(t
 def test_setup_on_error_skip_imports_the_good_pairs_and_names_the_bad_one(tmp_path, monkeypatch, capsys):
     import ml_backend.label_studio_client as lsc
     from rlthf_selector.cli import main
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
 
     pairs = make_synthetic_pairs(5, seed=1)
     pairs.response_b[2] = pairs.response_a[2]  # nothing to choose between: a bad row

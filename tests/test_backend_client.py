@@ -142,7 +142,7 @@ def test_conversations_travel_through_task_data_to_a_conversational_export(trl_c
     from ml_backend.cli import task_records
     from rlthf_selector.export import to_trl_records
     from rlthf_selector.pairs import has_conversation
-    from rlthf_selector.loaders import load_trl
+    from rlthf_selector.io import load_trl
 
     records = trl_conversations(4)
     pairs = load_trl(records, seed=1, labels_as="ai")[0]
@@ -165,7 +165,7 @@ def test_conversations_travel_through_task_data_to_a_conversational_export(trl_c
 
 def test_export_project_says_which_format_it_wrote(tmp_path, trl_conversations):
     from ml_backend.cli import export_project, task_records
-    from rlthf_selector.loaders import load_trl
+    from rlthf_selector.io import load_trl
 
     records = trl_conversations(3)
     pairs = load_trl(records, seed=1, labels_as="ai")[0]
@@ -192,7 +192,7 @@ def test_export_project_says_which_format_it_wrote(tmp_path, trl_conversations):
 
 def test_the_chat_config_needs_every_prompt_as_messages_before_any_project_is_made(trl_conversations):
     from ml_backend.cli import setup_project, task_records
-    from rlthf_selector.loaders import load_trl
+    from rlthf_selector.io import load_trl
 
     pairs = load_trl(trl_conversations(3), seed=1, labels_as="ai")[0]
     created = []

@@ -74,7 +74,7 @@ def test_unknown_result_files_are_shown_not_dropped(tmp_path):
 
 def test_readme_library_example_runs(tmp_path, monkeypatch):
     """The README's library snippet runs as written, on generated pairs with gold."""
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
     from rlthf_selector.synthetic import make_synthetic_pairs
 
     readme = (BENCHMARKS.parent / "README.md").read_text(encoding="utf-8")

@@ -1,11 +1,11 @@
-"""Known answers for the interval, AUC and control-total estimators (rlthf_selector.estimates)."""
+"""Known answers for the interval, AUC and control-total estimators (rlthf_selector.intervals)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from rlthf_selector.estimates import (
+from rlthf_selector.intervals import (
     Estimate,
     auc,
     auc_estimate,

@@ -563,7 +563,7 @@ def test_label_file_errors_name_file_and_line(tmp_path):
 
 
 def test_output_loads_back_as_pairs_with_evidence(tmp_path):
-    from rlthf_selector.loaders import load_jsonl
+    from rlthf_selector.io import load_jsonl
 
     records = make_records(6)
     records[0]["meta"] = {"source": "kept as is"}
@@ -600,13 +600,13 @@ PANDALM = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm"
 
 
 @pytest.mark.skipif(not (PANDALM / "testset-v1.json").exists(), reason="shared PandaLM data not present")
-@pytest.mark.filterwarnings("ignore::rlthf_selector.loaders.DataSkipWarning")  # ties are dropped, and counted
+@pytest.mark.filterwarnings("ignore::rlthf_selector.io.DataSkipWarning")  # ties are dropped, and counted
 def test_two_real_judges_merged_flag_the_ai_mistakes(tmp_path):
     """GPT-3.5 and PandaLM-7B verdicts on PandaLM, merged as two label files: where they disagree the
     AI label (ties go to the first judge, GPT-3.5) is wrong far more often, and judge_doubt ranks errors."""
     from sklearn.metrics import roc_auc_score
 
-    from rlthf_selector.loaders import load_jsonl, load_pandalm, write_jsonl as write_pairs
+    from rlthf_selector.io import load_jsonl, load_pandalm, write_jsonl as write_pairs
 
     pairs, _ = load_pandalm(PANDALM, judge="gpt-3.5", second_judge="pandalm-7b")
     gold = pairs.gold_label.copy()

@@ -99,7 +99,7 @@ def _log_in(page, label_studio: dict) -> None:
 
 def test_a_team_labels_three_tasks_by_clicking_and_reads_the_report(tmp_path, label_studio, backend, browser, capsys):
     from rlthf_selector.cli import main as rlthf_main
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
     from rlthf_selector.synthetic import make_synthetic_pairs
 
     from ml_backend.label_studio_client import LabelStudioClient

@@ -38,7 +38,7 @@ def backend(tmp_path, label_studio, monkeypatch):
 def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
     from label_config import parse_label_config
     from rlthf_selector.cli import main as rlthf_main
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
     from rlthf_selector.synthetic import make_synthetic_pairs
 
     from ml_backend.label_studio_client import LabelStudioClient

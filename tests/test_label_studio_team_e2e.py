@@ -39,7 +39,7 @@ def _client(label_studio):
 def test_ten_retrains_leave_one_prediction_per_task_and_the_queue_opens_blind(tmp_path, label_studio, backend, capsys):
     from label_config import parse_label_config
     from rlthf_selector.cli import main as rlthf_main
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
     from rlthf_selector.synthetic import make_synthetic_pairs
 
     client = _client(label_studio)
@@ -120,7 +120,7 @@ def test_setup_with_an_unreachable_backend_fails_whole_and_leaves_no_project(tmp
     import subprocess
     import sys
 
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
     from rlthf_selector.synthetic import make_synthetic_pairs
 
     from ml_backend.ls_server import REPO_ROOT

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlthf_selector.loaders import (
+from rlthf_selector.io import (
     DataSkipWarning,
     LoadReport,
     load_hh_rlhf,
@@ -456,7 +456,7 @@ def test_load_hh_rlhf_malformed_line_raises_with_line(tmp_path):
 
 
 def test_heavy_libraries_are_not_imported_with_the_loaders():
-    code = ("import sys, rlthf_selector.loaders as L, rlthf_selector.simulated_judges; "
+    code = ("import sys, rlthf_selector.io as L, rlthf_selector.simulated_judges; "
             "assert callable(L.load_hh_rlhf_hub); "
             "print(sorted(m for m in ('datasets', 'torch', 'transformers', 'pyarrow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -137,7 +137,7 @@ def test_export_and_report(tmp_path, pairs):
 def test_conversational_input_is_exported_as_conversations_with_the_final_label(tmp_path, trl_conversations):
     import pyarrow.parquet as pq
 
-    from rlthf_selector.loaders import load_trl
+    from rlthf_selector.io import load_trl
 
     records = trl_conversations(12)
     pairs = load_trl(records, seed=5, labels_as="ai")[0]

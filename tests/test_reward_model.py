@@ -9,17 +9,9 @@ import pytest
 
 from rlthf_selector.config import BradleyTerryConfig, FeaturizerConfig
 from rlthf_selector.features import Featurizer, HashingFeaturizer
+from rlthf_selector.out_of_fold import fold_assignment, out_of_fold_gap_features, out_of_fold_reward_gap
 from rlthf_selector.pairs import PreferencePairs
-from rlthf_selector.reward_model import (
-    BradleyTerryHead,
-    FeatureRewardModel,
-    RewardModel,
-    fold_assignment,
-    load_state,
-    out_of_fold_gap_features,
-    out_of_fold_reward_gap,
-    save_state,
-)
+from rlthf_selector.reward_model import BradleyTerryHead, FeatureRewardModel, RewardModel, load_state, save_state
 
 MLP = BradleyTerryConfig(hidden=16, l2=1e-3, epochs=15, batch_size=256, threads=1)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlthf_selector.loaders import DataSkipWarning, load_hh_rlhf, load_pandalm
+from rlthf_selector.io import DataSkipWarning, load_hh_rlhf, load_pandalm
 from rlthf_selector.simulated_judges import parse_judge_spec
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rlthf_selector.cli import main
-from rlthf_selector.loaders import write_jsonl
+from rlthf_selector.io import write_jsonl
 from rlthf_selector.simulate import RESULT_FIELDS, summarise
 from rlthf_selector.simulate_strategies import mistake_ranking_auc
 from rlthf_selector.synthetic import make_synthetic_pairs
@@ -153,7 +153,7 @@ def test_the_rivals_evidence_only_and_length_ask_what_they_say():
 
 
 def test_no_evidence_drops_the_judges_evidence_before_any_strategy_sees_it(tmp_path):
-    from rlthf_selector.loaders import write_jsonl
+    from rlthf_selector.io import write_jsonl
 
     pool = _pool_with_a_second_judge(200)
     path = tmp_path / "p.jsonl"

@@ -219,14 +219,14 @@ def _api_judges(models: Sequence[str], config: JudgeConfig, template: Any) -> li
 
 
 def read_pairs(path: str | Path, *, on_error: str = "raise") -> tuple[list[dict[str, Any]], Any]:
-    """The records of a canonical JSONL file, validated by :func:`rlthf_selector.loaders.load_jsonl`, and its
-    :class:`~rlthf_selector.loaders.LoadReport`.
+    """The records of a canonical JSONL file, validated by :func:`rlthf_selector.io.load_jsonl`, and its
+    :class:`~rlthf_selector.io.LoadReport`.
 
     Every field of a record is kept as written (load_jsonl's typed view would drop nested objects), in
     the order load_jsonl loaded them; lines it skipped (``on_error="skip"``) are not returned: they are counted
     and listed by line in the report, and logged as a warning.
     """
-    from rlthf_selector.loaders import load_jsonl
+    from rlthf_selector.io import load_jsonl
 
     pairs, report = load_jsonl(path, on_error=on_error)
     if report.n_skipped:

@@ -219,7 +219,7 @@ class Evidence:
         """The output fields of pair ``i`` (JSON-ready).
 
         Per-judge fields are lists in the order of ``judge_names`` (joined with ``"|"``), the shape
-        :func:`rlthf_selector.loaders.load_jsonl` reads into ``pairs.extra`` as (n, J) arrays.
+        :func:`rlthf_selector.io.load_jsonl` reads into ``pairs.extra`` as (n, J) arrays.
         """
         conf = self.judge_confidence[i]
         cons = self.judge_consistent[i]
