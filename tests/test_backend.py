@@ -447,7 +447,8 @@ def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_pa
 
 
 def test_a_change_in_the_judges_evidence_alone_is_a_change_worth_retraining():
-    from ml_backend.training import build_task_table, fingerprint
+    from ml_backend.training import fingerprint
+    from rlthf_selector.label_studio_tasks import build_task_table
 
     control = parse_label_config(PAIRWISE)
     tasks = [{"id": i + 1, "data": dict(d, judge_doubt=0.2), "annotations": []} for i, d in enumerate(pair_data(10))]
@@ -527,21 +528,22 @@ def test_a_control_draw_reaches_annotators_at_the_share_even_with_a_retrain_afte
     assert heads.count(CONTROL) == 2 and heads[4] == CONTROL and heads[14] == CONTROL
 
 
-def test_serve_with_control_catches_up_a_backlog_and_keeps_waiting_draws_first():
-    from ml_backend.training import serve_with_control
+def test_a_served_batch_catches_up_a_backlog_and_keeps_waiting_draws_first():
+    # The backend serves what the library's assemble_batch gives: here the case only a backend meets (answers
+    # arriving between retrains, a control draw still waiting).
+    from rlthf_selector.selection import assemble_batch
 
     rng = np.random.default_rng(0)
-    drawable = np.ones(100, dtype=bool)
+    human, ai = np.zeros(100, np.int8), np.ones(100, np.int8)
     queue = np.arange(50, 80)
     # 40 answers so far, none of them control: the control is 4 behind, so it goes first, back to back.
-    served = serve_with_control(queue, length=20, drawable=drawable, waiting_control=np.array([7]), share=0.2,
-                                answered=40, answered_control=0, rng=rng)
+    served = assemble_batch(queue, human_label=human, ai_label=ai, length=20, waiting_control=np.array([7]), share=0.2,
+                            answered=40, answered_control=0, rng=rng)
     assert np.flatnonzero(served.is_control).tolist() == [0, 1, 2, 3]
     assert served.order[0] == 7 and 7 not in served.fresh_control and len(served.fresh_control) == 3
     assert len(served.order) == 20 and len(set(served.order.tolist())) == 20
     with pytest.raises(ValueError, match="control share must be in"):
-        serve_with_control(queue, length=20, drawable=drawable, waiting_control=np.zeros(0, np.int64), share=1.5,
-                           answered=0, answered_control=0, rng=rng)
+        assemble_batch(queue, human_label=human, ai_label=ai, length=20, share=1.5, rng=rng)
 
 
 def test_metrics_show_live_estimates_from_the_answered_control_draws(trained, fake_ls):
