@@ -688,9 +688,9 @@ def test_bad_input_gets_a_4xx_naming_the_problem_and_stores_nothing(tmp_path, fa
 
 def test_unexpected_errors_answer_500_without_a_stack_trace(trained, fake_ls, monkeypatch):
     app, client, backend, pid = trained
-    import ml_backend.app as app_module
+    import ml_backend.routes as routes_module
 
-    monkeypatch.setattr(app_module, "_prediction", lambda *a, **kw: 1 / 0)
+    monkeypatch.setattr(routes_module, "_prediction", lambda *a, **kw: 1 / 0)
     r = client.post("/predict", json=tasks_payload(fake_ls, pid, fake_ls.task_ids(pid)[:1]))
     assert r.status_code == 500
     assert r.get_json()["error"] == "internal error (ZeroDivisionError); see the backend log"
