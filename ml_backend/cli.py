@@ -124,50 +124,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- label-studio setup
-def task_records(pairs: Any, *, control: Any, model_version: str) -> list[dict[str, Any]]:
-    """Label Studio tasks for pairs: data fields (with the judge's evidence, which the backend's queue and flips read,
-    and a conversational pair's messages, which ``rlthf export`` writes back) plus the AI label as a prediction (when
-    present)."""
-    from rlthf_selector.evidence import evidence_record
-    from rlthf_selector.pairs import MESSAGE_FIELDS, format_label
-
-    if "prompt_messages" in control.data_fields:
-        _check_dialogues(pairs)
-    tasks = []
-    for i in range(len(pairs)):
-        data = {
-            "prompt": str(pairs.prompt[i]), "response_a": str(pairs.response_a[i]), "response_b": str(pairs.response_b[i]),
-            "pair_id": str(pairs.ids[i]), **evidence_record(pairs, i),
-        }
-        data.update({key: pairs.extra[key][i] for key in MESSAGE_FIELDS
-                     if key in pairs.extra and pairs.extra[key][i] is not None})
-        ai = int(pairs.ai_label[i])
-        task: dict[str, Any] = {"data": data}
-        if ai:
-            data["ai_label"] = format_label(ai)
-            task["predictions"] = [{"result": control.result(ai), "score": 0.5, "model_version": model_version}]
-        tasks.append(task)
-    return tasks
-
-
-def _check_dialogues(pairs: Any) -> None:
-    """A config that shows ``$prompt_messages`` (``chat``) needs every pair's prompt as messages with text contents.
-
-    Raises
-    ------
-    ValueError
-        Naming the first pair without them.
-    """
-    column = pairs.extra.get("prompt_messages")
-    for i in range(len(pairs)):
-        messages = None if column is None else column[i]
-        if not messages or not all(isinstance(m.get("content"), str) for m in messages):
-            raise ValueError(
-                f"the label config shows each prompt as a dialogue ($prompt_messages), but pair {pairs.ids[i]!r} "
-                + ("has no prompt messages" if not messages else "has a message whose content is not text")
-                + "; import conversational pairs (TRL's format, or prompt_messages in the JSONL) or use --config pairwise")
-
-
 PROJECT_DESCRIPTION = (
     "RLTHF: AI prelabels, automatic flips and a prioritised human queue (the tab 'RLTHF: needs human'). "
     "Each submitted annotation reaches the RLTHF backend through this project's webhook, which retrains it in the "
@@ -248,13 +204,14 @@ def setup_project(
         ``project_id``, ``created``, ``imported``, ``already_there``, ``ml_backend_id``.
     """
     from label_config import load_label_config, parse_label_config
+    from rlthf_selector.label_studio_tasks import check_dialogues, task_records
 
     from ml_backend.label_studio_client import LabelStudioError
 
     project = client.find_project(title)
     created = project is None
     if created and "prompt_messages" in parse_label_config(load_label_config(config)).data_fields:
-        _check_dialogues(pairs)  # before an empty project is left behind
+        check_dialogues(pairs)  # before an empty project is left behind
     if backend_check:
         check_backend(backend_url, basic_auth_user=basic_auth_user, basic_auth_pass=basic_auth_pass)
     if created:

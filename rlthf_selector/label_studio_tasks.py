@@ -1,6 +1,7 @@
-"""Label Studio tasks as preference pairs, and the label each pair ends with: pure data, no HTTP.
+"""Preference pairs as Label Studio tasks and back, and the label each pair ends with: pure data, no HTTP.
 
-The backend's retrain reads a project's tasks with :func:`build_task_table`; ``rlthf export`` reads them with
+``rlthf label-studio setup`` writes pairs as tasks with :func:`task_records`. The backend's retrain reads a project's
+tasks back with :func:`build_task_table`; ``rlthf export`` reads them with
 :func:`task_labels`, which builds on the same table and settles every pair's label with
 :func:`rlthf_selector.selection.resolve_labels` (human > flipped AI > AI > the reward model's). A task is a dict as
 Label Studio lists it: ``id``, ``data`` (``prompt``, ``response_a``, ``response_b``, optional ``ai_label``,
@@ -16,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
-from rlthf_selector.evidence import evidence_from_records
+from rlthf_selector.evidence import evidence_from_records, evidence_record
 from rlthf_selector.pairs import MESSAGE_FIELDS, PreferencePairs, format_label, parse_label
 from rlthf_selector.selection import resolve_labels
 
@@ -93,6 +94,53 @@ def order_shown(control: PreferenceControl) -> list[str]:
     shown = [f for f in control.data_fields if f in ("response_a", "response_b")]
     order = [f[-1] for f in dict.fromkeys(shown)]
     return order if len(order) == 2 else ["a", "b"]
+
+
+def task_records(pairs: PreferencePairs, *, control: PreferenceControl, model_version: str) -> list[dict[str, Any]]:
+    """Label Studio tasks for pairs, the way back of :func:`build_task_table`: data fields (with the judge's evidence,
+    which the backend's queue and flips read, and a conversational pair's messages, which ``rlthf export`` writes
+    back) plus the AI label as a prediction (when present).
+
+    Raises
+    ------
+    ValueError
+        The config shows ``$prompt_messages`` and a pair has no dialogue (:func:`check_dialogues`).
+    """
+    if "prompt_messages" in control.data_fields:
+        check_dialogues(pairs)
+    tasks = []
+    for i in range(len(pairs)):
+        data = {
+            "prompt": str(pairs.prompt[i]), "response_a": str(pairs.response_a[i]), "response_b": str(pairs.response_b[i]),
+            "pair_id": str(pairs.ids[i]), **evidence_record(pairs, i),
+        }
+        data.update({key: pairs.extra[key][i] for key in MESSAGE_FIELDS
+                     if key in pairs.extra and pairs.extra[key][i] is not None})
+        ai = int(pairs.ai_label[i])
+        task: dict[str, Any] = {"data": data}
+        if ai:
+            data["ai_label"] = format_label(ai)
+            task["predictions"] = [{"result": control.result(ai), "score": 0.5, "model_version": model_version}]
+        tasks.append(task)
+    return tasks
+
+
+def check_dialogues(pairs: PreferencePairs) -> None:
+    """A config that shows ``$prompt_messages`` (``chat``) needs every pair's prompt as messages with text contents.
+
+    Raises
+    ------
+    ValueError
+        Naming the first pair without them.
+    """
+    column = pairs.extra.get("prompt_messages")
+    for i in range(len(pairs)):
+        messages = None if column is None else column[i]
+        if not messages or not all(isinstance(m.get("content"), str) for m in messages):
+            raise ValueError(
+                f"the label config shows each prompt as a dialogue ($prompt_messages), but pair {pairs.ids[i]!r} "
+                + ("has no prompt messages" if not messages else "has a message whose content is not text")
+                + "; import conversational pairs (TRL's format, or prompt_messages in the JSONL) or use --config pairwise")
 
 
 @dataclass

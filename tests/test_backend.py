@@ -398,9 +398,8 @@ def test_tasks_that_do_not_match_the_config_are_left_out_and_named(tmp_path, fak
 
 
 def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_path, fake_ls):
+    from rlthf_selector.label_studio_tasks import task_records
     from rlthf_selector.pairs import LabelSource
-
-    from ml_backend.cli import task_records
 
     # A second judge that is always right, imported the way `rlthf label-studio setup` imports pairs.
     pairs = make_synthetic_pairs(400, seed=3)

@@ -139,7 +139,7 @@ def test_export_merge_prefers_humans_then_the_backend_then_the_ai():
 
 
 def test_conversations_travel_through_task_data_to_a_conversational_export(trl_conversations):
-    from ml_backend.cli import task_records
+    from rlthf_selector.label_studio_tasks import task_records
     from rlthf_selector.export import to_trl_records
     from rlthf_selector.pairs import has_conversation
     from rlthf_selector.loaders import load_trl
@@ -164,7 +164,8 @@ def test_conversations_travel_through_task_data_to_a_conversational_export(trl_c
 
 
 def test_export_project_says_which_format_it_wrote(tmp_path, trl_conversations):
-    from ml_backend.cli import export_project, task_records
+    from ml_backend.cli import export_project
+    from rlthf_selector.label_studio_tasks import task_records
     from rlthf_selector.loaders import load_trl
 
     records = trl_conversations(3)
@@ -191,7 +192,8 @@ def test_export_project_says_which_format_it_wrote(tmp_path, trl_conversations):
 
 
 def test_the_chat_config_needs_every_prompt_as_messages_before_any_project_is_made(trl_conversations):
-    from ml_backend.cli import setup_project, task_records
+    from ml_backend.cli import setup_project
+    from rlthf_selector.label_studio_tasks import task_records
     from rlthf_selector.loaders import load_trl
 
     pairs = load_trl(trl_conversations(3), seed=1, labels_as="ai")[0]

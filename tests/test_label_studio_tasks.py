@@ -14,9 +14,10 @@ from rlthf_selector.label_studio_tasks import (
     prediction_labels,
     saw_prelabel,
     task_labels,
+    task_records,
     warn,
 )
-from rlthf_selector.pairs import LabelSource
+from rlthf_selector.pairs import LabelSource, PreferencePairs
 
 PAIRWISE = load_label_config("pairwise")
 CONTROL = parse_label_config(PAIRWISE)
@@ -121,3 +122,16 @@ def test_saw_prelabel_and_order_shown():
     assert saw_prelabel({"result": [dict(B[0], origin="prediction-changed")]}, [])
     assert order_shown(SimpleNamespace(data_fields=["prompt", "response_b", "response_a"])) == ["b", "a"]
     assert order_shown(SimpleNamespace(data_fields=["prompt"])) == ["a", "b"]
+
+
+def test_pairs_travel_to_tasks_and_back():
+    pairs = PreferencePairs(ids=["x", "y"], prompt=["p", "q"], response_a=["a1", "a2"], response_b=["b1", "b2"],
+                            ai_label=[1, 0], extra={"judge_doubt": np.array([0.5, np.nan])})
+    records = task_records(pairs, control=CONTROL, model_version="rlthf-0")
+    assert records[0]["data"] == {"prompt": "p", "response_a": "a1", "response_b": "b1", "pair_id": "x",
+                                  "judge_doubt": 0.5, "ai_label": "a"}
+    assert records[0]["predictions"] == [{"result": A, "score": 0.5, "model_version": "rlthf-0"}]
+    assert "predictions" not in records[1] and "ai_label" not in records[1]["data"]
+    table = build_task_table([dict(r, id=10 + k) for k, r in enumerate(records)], CONTROL)
+    assert table.pair_ids.tolist() == ["x", "y"] and table.pairs.ai_label.tolist() == [1, 0]
+    assert table.pairs.response_b.tolist() == ["b1", "b2"] and table.pairs.extra["judge_doubt"][0] == 0.5
