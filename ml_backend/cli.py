@@ -1,7 +1,7 @@
 """``rlthf serve``, ``rlthf label-studio setup`` and ``rlthf export``: the backend's command line.
 
-:func:`add_backend_parsers` adds the three sub-commands to the ``rlthf`` parser (see
-:mod:`rlthf_selector.cli`). Secrets (API key, basic-auth password) are read from the environment by
+:func:`add_backend_parsers` adds the three sub-commands to the ``rlthf`` parser; pyproject.toml registers it in
+the ``rlthf.commands`` entry point group, where :mod:`rlthf_selector.cli` finds it. Secrets (API key, basic-auth password) are read from the environment by
 default so that they do not show in the process list.
 """
 
