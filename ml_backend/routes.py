@@ -141,7 +141,8 @@ def unexpected(exc: Exception) -> Response:
 @routes.before_app_request
 def authenticate() -> Response | None:
     """Count the request; ask for basic auth on every route but ``/health`` when a user is configured."""
-    shared, config = backend(), backend().config
+    shared = backend()
+    config = shared.config
     shared.requests[request.path] = shared.requests.get(request.path, 0) + 1
     if request.path == "/health" or not config.basic_auth_user:
         return None
