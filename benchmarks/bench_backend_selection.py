@@ -39,7 +39,7 @@ def run_backend(pool, *, budget: int, answers_per_retrain: int, control_share: f
     from rlthf_selector.pairs import LabelSource
 
     from ml_backend.app import create_app
-    from ml_backend.cli import task_records
+    from rlthf_selector.label_studio_tasks import task_records
     from ml_backend.memory_client import InMemoryLabelStudio
 
     config_xml = load_label_config("pairwise")

@@ -266,7 +266,7 @@ def run(
 
 
 def _human_labels(client, pid: int, control) -> dict[int, int]:
-    from ml_backend.training import human_label_of
+    from rlthf_selector.label_studio_tasks import human_label_of
 
     out = {}
     for t in client.list_tasks(pid):

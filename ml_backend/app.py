@@ -1,74 +1,25 @@
-"""The Flask app speaking Label Studio's ML-backend protocol.
-
-Routes: ``GET /health`` (open), ``POST /setup``, ``POST /predict``, ``POST /webhook``, ``POST /train``,
-``GET /versions``, ``GET /metrics``, ``GET /report/<project_id>`` (an HTML page for people), ``GET /openapi.json``. Every route but ``/health`` requires basic auth
-when ``BASIC_AUTH_USER`` is set. Requests never train: ``/webhook`` records the project as pending and
-returns; the process's :class:`~ml_backend.worker.TrainingWorker` trains in the background.
-
-Bad input gets a 4xx JSON ``{"error": "..."}`` naming the problem; nothing is stored then. Unexpected
-errors get a 500 with no stack trace (it goes to the log).
+"""The backend's Flask app: :class:`Backend` holds what the routes share (config, project registry, training
+worker, counters) and :func:`create_app` puts one in ``app.extensions["rlthf"]`` beside the routes of
+:mod:`ml_backend.routes`. Nothing lives at module level: two apps in one process (the tests make many) share nothing.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Callable
 
-from label_config import LabelConfigError, PreferenceControl, parse_label_config, task_data_problems
+from label_config import parse_label_config
 from rlthf_selector.config import BackendConfig
-from rlthf_selector.pairs import LabelSource, parse_label
 
-from ml_backend.registry import ProjectEntry, ProjectRegistry, UnknownProject
+from ml_backend.registry import ProjectEntry, ProjectRegistry
 from ml_backend.state import StateStore
-from ml_backend.training import shown_region
 from ml_backend.worker import TrainingWorker
 
 log = logging.getLogger(__name__)
-
-MODEL_CLASS = "RLTHFSelector"
-ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
-TRAIN_EVENTS = ("START_TRAINING",)
-TASK_EVENTS = ("TASKS_CREATED", "TASKS_DELETED")
-HANDLED_EVENTS = ANNOTATION_EVENTS + TRAIN_EVENTS + TASK_EVENTS
-
-
-class RequestError(Exception):
-    """A client error: answered with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@lru_cache(maxsize=64)
-def _control(label_config: str) -> PreferenceControl:
-    return parse_label_config(label_config)
-
-
-def parse_project_id(value: Any, *, where: str = "project") -> int:
-    """Label Studio sends a project as an int, ``"<id>.<timestamp>"`` or an object with ``id``."""
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    if isinstance(value, bool):
-        value = None
-    if isinstance(value, int) and value > 0:
-        return value
-    if isinstance(value, str):
-        head = value.split(".", 1)[0].strip()
-        if head.isdigit() and int(head) > 0:
-            return int(head)
-    raise RequestError(400, f"{where} must be a project id (int, '<id>.<timestamp>' or {{\"id\": ...}}), got {value!r}")
 
 
 class _Seen:
@@ -103,6 +54,8 @@ class Backend:
         self.started = time.time()
         self.requests: dict[str, int] = {}
         self.client_errors: dict[str, int] = {}
+        #: The parsed label config of an XML string (``/predict`` parses the same few configs again and again).
+        self.control = lru_cache(maxsize=64)(parse_label_config)
         self._has_credentials = client_factory is not None or bool(config.label_studio_url and config.label_studio_api_key)
         if start_worker:
             self.worker.start()
@@ -129,7 +82,8 @@ class Backend:
 def create_app(
     config: BackendConfig | None = None, *, client_factory: Callable | None = None, start_worker: bool = True
 ):
-    """The Flask app of the backend.
+    """The Flask app of the backend: one :class:`Backend` in ``app.extensions["rlthf"]`` and the routes of
+    :mod:`ml_backend.routes`.
 
     Parameters
     ----------
@@ -140,329 +94,14 @@ def create_app(
     start_worker : bool
         Start the background training thread (tests may drive ``worker.run_due()`` themselves).
     """
-    from flask import Flask, Response, jsonify, request
-    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+    from flask import Flask
+
+    from ml_backend.routes import routes
 
     config = config or BackendConfig.from_env()
-    backend = Backend(config, client_factory=client_factory, start_worker=start_worker)
     app = Flask("ml_backend")
     app.config["MAX_CONTENT_LENGTH"] = int(config.max_body_mb * 1024 * 1024)
     app.json.sort_keys = False
-    app.extensions["rlthf"] = backend
-
-    def error(status: int, message: str) -> Response:
-        backend.client_errors[str(status)] = backend.client_errors.get(str(status), 0) + 1
-        response = jsonify({"error": message, "status": status})
-        response.status_code = status
-        if status == 401:
-            response.headers["WWW-Authenticate"] = 'Basic realm="rlthf-ml-backend"'
-        return response
-
-    @app.errorhandler(RequestError)
-    def _request_error(exc: RequestError):
-        return error(exc.status, exc.message)
-
-    @app.errorhandler(UnknownProject)
-    def _unknown_project(exc: UnknownProject):
-        return error(404, str(exc))
-
-    @app.errorhandler(LabelConfigError)
-    def _bad_config(exc: LabelConfigError):
-        return error(422, f"label config not usable: {exc}")
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def _too_large(exc):
-        return error(413, f"request body larger than the limit of {config.max_body_mb:g} MB (RLTHF_MAX_BODY_MB)")
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
-        return error(exc.code or 500, exc.description or exc.name)
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error(500, f"internal error ({type(exc).__name__}); see the backend log")
-
-    @app.before_request
-    def _authenticate():
-        backend.requests[request.path] = backend.requests.get(request.path, 0) + 1
-        if request.path == "/health" or not config.basic_auth_user:
-            return None
-        header = request.headers.get("Authorization", "")
-        if _credentials_ok(header, config.basic_auth_user, config.basic_auth_pass):
-            return None
-        return error(401, "authentication required: send basic auth with BASIC_AUTH_USER/BASIC_AUTH_PASS")
-
-    def body_json(*, required: bool = True) -> Any:
-        raw = request.get_data(cache=True)
-        if not raw:
-            if required:
-                raise RequestError(400, "request body is empty: expected a JSON object")
-            return {}
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RequestError(400, f"request body is not UTF-8: invalid byte 0x{raw[exc.start]:02x} at position {exc.start}") from None
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RequestError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-        if not isinstance(body, dict):
-            raise RequestError(400, f"request body must be a JSON object, got {type(body).__name__}")
-        return body
-
-    # ------------------------------------------------------------------ routes
-    @app.get("/health")
-    def health():
-        return jsonify(
-            status="UP", model_class=MODEL_CLASS, label_studio=backend.registry.label_studio_status(),
-            worker={"alive": backend.worker.alive}, projects=len(backend.registry.project_ids()),
-        )
-
-    @app.post("/setup")
-    def setup():
-        body = body_json()
-        pid = parse_project_id(body.get("project"))
-        schema = body.get("schema", body.get("label_config"))
-        if not isinstance(schema, str) or not schema.strip():
-            raise RequestError(400, "setup needs 'schema': the project's labeling config XML")
-        hostname = body.get("hostname") if isinstance(body.get("hostname"), str) else ""
-        token = body.get("access_token") if isinstance(body.get("access_token"), str) else ""
-        entry, created = backend.registry.setup(pid, schema, hostname=hostname, access_token=token)
-        if (created or not entry.state.trained) and backend.can_train(entry):
-            backend.worker.submit(pid, immediate=True)
-        return jsonify(model_version=entry.state.model_version)
-
-    @app.post("/predict")
-    def predict():
-        body = body_json()
-        tasks = body.get("tasks")
-        if not isinstance(tasks, list):
-            raise RequestError(400, "predict needs 'tasks': a list of Label Studio tasks")
-        if "project" in body:
-            pid = parse_project_id(body["project"])
-        elif tasks and isinstance(tasks[0], dict) and "project" in tasks[0]:
-            pid = parse_project_id(tasks[0]["project"], where="tasks[0].project")
-        else:
-            raise RequestError(400, "predict needs 'project' (or tasks carrying 'project')")
-        label_config = body.get("label_config")
-        if label_config is not None and not isinstance(label_config, str):
-            raise RequestError(400, "label_config must be the labeling config XML string")
-        problems = []
-        for i, task in enumerate(tasks):
-            if not isinstance(task, dict):
-                problems.append(f"tasks[{i}] must be an object")
-                continue
-            tid = task.get("id")
-            if isinstance(tid, bool) or not isinstance(tid, int):
-                problems.append(f"tasks[{i}].id must be an integer, got {tid!r}")
-            problems += [f"tasks[{i}].{p}" for p in task_data_problems(task.get("data"))]
-            if len(problems) >= 5:
-                break
-        if problems:
-            raise RequestError(422, "tasks do not match the pairwise config: " + "; ".join(problems[:5]))
-        entry = backend.registry.get(pid)
-        if entry is None:
-            if not label_config:
-                raise UnknownProject(f"project {pid} is not set up on this backend: call /setup first")
-            entry, _ = backend.registry.setup(pid, label_config)
-            if backend.can_train(entry):
-                backend.worker.submit(pid, immediate=True)
-        control = _control(label_config or entry.state.label_config)
-        state = entry.state
-        entry.counters["predict_tasks"] += len(tasks)
-        results = [_prediction(state, control, task, show_prelabels=backend.config.show_prelabels) for task in tasks]
-        return jsonify(results=results, model_version=state.model_version)
-
-    @app.post("/webhook")
-    def webhook():
-        started = time.perf_counter()
-        body = body_json()
-        action = body.get("action")
-        if not isinstance(action, str) or not action:
-            raise RequestError(400, "webhook body needs 'action' (e.g. ANNOTATION_CREATED)")
-        if action not in HANDLED_EVENTS:
-            log.info("webhook %s: ignored", action)
-            return jsonify(status="ignored", action=action)
-        if "project" not in body:
-            raise RequestError(400, f"{action} webhook needs 'project'")
-        pid = parse_project_id(body.get("project"))
-        key = _event_key(action, pid, body)
-        entry = backend.registry.get(pid)
-        if entry is None:
-            project = body.get("project")
-            label_config = project.get("label_config") if isinstance(project, dict) else None
-            if not isinstance(label_config, str) or not label_config:
-                raise UnknownProject(f"project {pid} is not set up on this backend: connect the backend in Label Studio first")
-            entry, _ = backend.registry.setup(pid, label_config)
-        entry.counters["webhooks"] += 1
-        if key is not None and not backend.seen.add(key):
-            entry.counters["duplicates"] += 1
-            log.info("webhook %s for project %d: duplicate, in %.1f ms", action, pid, 1000 * (time.perf_counter() - started))
-            return jsonify(status="duplicate", action=action, project=pid)
-        force = action in TRAIN_EVENTS
-        backend.worker.submit(pid, force=force, immediate=force)
-        log.info("webhook %s for project %d: retrain queued, in %.1f ms", action, pid, 1000 * (time.perf_counter() - started))
-        return jsonify(status="queued", action=action, project=pid)
-
-    @app.post("/train")
-    def train():
-        # Label Studio without the START_TRAINING webhook flag posts here; same effect.
-        body = body_json()
-        pid = parse_project_id(body.get("project"))
-        entry = backend.registry.require(pid)
-        backend.worker.submit(pid, force=True, immediate=True)
-        return jsonify(status="queued", project=pid, model_version=entry.state.model_version)
-
-    @app.get("/versions")
-    def versions():
-        raw = request.args.get("project")
-        if raw is None:
-            body = body_json(required=False)
-            raw = body.get("project")
-        if raw is not None:
-            entry = backend.registry.require(parse_project_id(raw))
-            return jsonify(versions=_versions_of(entry), model_version=entry.state.model_version)
-        out = set()
-        for pid in backend.registry.project_ids():
-            entry = backend.registry.get(pid)
-            if entry:
-                out.update(_versions_of(entry))
-        return jsonify(versions=sorted(out))
-
-    @app.get("/metrics")
-    def metrics():
-        projects = {}
-        for pid in backend.registry.project_ids():
-            entry = backend.registry.get(pid)
-            if entry is not None:
-                projects[str(pid)] = _project_metrics(entry, backend)
-        return jsonify(
-            uptime_s=round(time.time() - backend.started, 1), model_class=MODEL_CLASS,
-            label_studio=backend.registry.label_studio_status(), worker=backend.worker.status(),
-            requests=dict(backend.requests), client_errors=dict(backend.client_errors), projects=projects,
-        )
-
-    @app.get("/report/<int:project_id>")
-    def report(project_id: int):
-        return Response(_report_html(backend, project_id), mimetype="text/html")
-
-    @app.get("/openapi.json")
-    def openapi():
-        from ml_backend.openapi import openapi_spec
-
-        return jsonify(openapi_spec())
-
+    app.extensions["rlthf"] = Backend(config, client_factory=client_factory, start_worker=start_worker)
+    app.register_blueprint(routes)
     return app
-
-
-# ---------------------------------------------------------------------- helpers
-def _credentials_ok(header: str, user: str, password: str) -> bool:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
-        return False
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    got_user, sep, got_pass = decoded.partition(":")
-    ok_user = hmac.compare_digest(got_user.encode(), user.encode())
-    ok_pass = hmac.compare_digest(got_pass.encode(), password.encode())
-    return bool(sep) and ok_user and ok_pass
-
-
-def _event_key(action: str, pid: int, body: Mapping[str, Any]) -> str | None:
-    """Identity of an annotation event, so a redelivered webhook is recognised (None = never dedupe)."""
-    if action == "ANNOTATIONS_DELETED":
-        anns = body.get("annotations")
-        if not isinstance(anns, list):
-            raise RequestError(400, "ANNOTATIONS_DELETED webhook needs 'annotations': a list of {id}")
-        ids = sorted(str(a.get("id")) for a in anns if isinstance(a, dict))
-        return f"{pid}:{action}:{','.join(ids)}"
-    if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
-        ann = body.get("annotation")
-        if not isinstance(ann, dict) or "id" not in ann:
-            raise RequestError(400, f"{action} webhook needs 'annotation' with an 'id'")
-        digest = hashlib.sha256(json.dumps(ann.get("result"), sort_keys=True, default=str).encode()).hexdigest()[:16]
-        return f"{pid}:{action}:{ann.get('id')}:{ann.get('updated_at')}:{ann.get('was_cancelled')}:{digest}"
-    return None
-
-
-def _prediction(state: Any, control: PreferenceControl, task: Mapping[str, Any], *,
-                show_prelabels: bool = False) -> dict[str, Any]:
-    """A task's prediction for ``/predict``. A queued task's carries no answer unless ``show_prelabels``, as the
-    write-back's do: Label Studio asks ``/predict`` for tasks without a prediction, and a queued pair must still open
-    with nothing pre-selected."""
-    pos = state.position(task["id"]) if state.trained else None
-    if pos is None:
-        # Not trained yet, or a task imported after the last training: the AI prelabel.
-        ai = parse_label(task["data"].get("ai_label"))
-        return {
-            "result": control.result(ai), "score": 0.5 if ai else 1.0, "model_version": state.model_version,
-            "rlthf": {"region": "unscored", "label_source": LabelSource.AI.label if ai else LabelSource.NONE.label,
-                      "reward_gap": None, "priority": None},
-        }
-    priority = state.priority[pos]
-    blind = math.isfinite(priority) and not show_prelabels
-    return {
-        "result": [] if blind else control.result(int(state.labels[pos])),
-        "score": float(state.score[pos]),
-        "model_version": state.model_version,
-        "rlthf": {
-            "region": shown_region(state, pos),
-            "label_source": LabelSource(int(state.label_source[pos])).label,
-            "reward_gap": float(state.reward_gap[pos]),
-            "priority": int(priority) if math.isfinite(priority) else None,
-        },
-    }
-
-
-def _report_html(backend: Backend, project_id: int) -> str:
-    """The report page of one project (:func:`ml_backend.report_page.render_report`); 404 for an unknown project."""
-    from ml_backend.report_page import render_report
-
-    entry = backend.registry.require(project_id)
-    config = backend.config
-    return render_report(entry.state, status=entry.status, texts=entry.report_texts, queue_budget=config.queue_budget,
-                         confidence=config.estimate_confidence, label_studio_url=config.label_studio_url)
-
-
-def _versions_of(entry: ProjectEntry) -> list[str]:
-    versions = list(entry.state.versions)
-    if entry.state.model_version and entry.state.model_version not in versions:
-        versions.append(entry.state.model_version)
-    return versions
-
-
-def _project_metrics(entry: ProjectEntry, backend: Backend) -> dict[str, Any]:
-    state = entry.state
-    summary = state.summary or {}
-    if "estimates" in summary:  # computed by the background training
-        estimates, estimate_warnings = summary["estimates"], summary.get("estimate_warnings", [])
-    elif state.trained:  # a state saved before live estimates: cheap to compute from its arrays
-        from ml_backend.training import state_estimates
-
-        estimates, estimate_warnings = state_estimates(state, confidence=backend.config.estimate_confidence)
-    else:
-        estimates, estimate_warnings = {}, []
-    return {
-        "iteration": state.iteration,
-        "model_version": state.model_version,
-        "status": entry.status,
-        **({"message": entry.message} if entry.message else {}),
-        "tasks": int(len(state.task_ids)),
-        "human_labels": int((state.human_label != 0).sum()) if len(state.human_label) else 0,
-        "regions": summary.get("regions", {}),
-        "label_sources": summary.get("label_sources", {}),
-        "band_unlabelled": summary.get("band_unlabelled"),
-        "evidence_fields": summary.get("evidence_fields", []),
-        "mistake_model": summary.get("mistake_model", {}),
-        "draws": summary.get("draws", {}),
-        "estimates": estimates,
-        "estimate_warnings": estimate_warnings,
-        "training_seconds": round(state.training_seconds, 3),
-        "trained_at": state.trained_at or None,
-        "warnings": len(state.warnings),
-        "last_training": backend.worker.last_results.get(entry.project_id),
-        **entry.counters,
-    }

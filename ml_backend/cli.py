@@ -1,7 +1,7 @@
 """``rlthf serve``, ``rlthf label-studio setup`` and ``rlthf export``: the backend's command line.
 
-:func:`add_backend_parsers` adds the three sub-commands to the ``rlthf`` parser (see
-:mod:`rlthf_selector.cli`). Secrets (API key, basic-auth password) are read from the environment by
+:func:`add_backend_parsers` adds the three sub-commands to the ``rlthf`` parser; pyproject.toml registers it in
+the ``rlthf.commands`` entry point group, where :mod:`rlthf_selector.cli` finds it. Secrets (API key, basic-auth password) are read from the environment by
 default so that they do not show in the process list.
 """
 
@@ -12,10 +12,9 @@ import base64
 import json
 import os
 import sys
-from collections import Counter
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 DEFAULT_TITLE = "RLTHF preference pairs"
 
@@ -125,50 +124,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- label-studio setup
-def task_records(pairs: Any, *, control: Any, model_version: str) -> list[dict[str, Any]]:
-    """Label Studio tasks for pairs: data fields (with the judge's evidence, which the backend's queue and flips read,
-    and a conversational pair's messages, which ``rlthf export`` writes back) plus the AI label as a prediction (when
-    present)."""
-    from rlthf_selector.evidence import evidence_record
-    from rlthf_selector.pairs import MESSAGE_FIELDS, format_label
-
-    if "prompt_messages" in control.data_fields:
-        _check_dialogues(pairs)
-    tasks = []
-    for i in range(len(pairs)):
-        data = {
-            "prompt": str(pairs.prompt[i]), "response_a": str(pairs.response_a[i]), "response_b": str(pairs.response_b[i]),
-            "pair_id": str(pairs.ids[i]), **evidence_record(pairs, i),
-        }
-        data.update({key: pairs.extra[key][i] for key in MESSAGE_FIELDS
-                     if key in pairs.extra and pairs.extra[key][i] is not None})
-        ai = int(pairs.ai_label[i])
-        task: dict[str, Any] = {"data": data}
-        if ai:
-            data["ai_label"] = format_label(ai)
-            task["predictions"] = [{"result": control.result(ai), "score": 0.5, "model_version": model_version}]
-        tasks.append(task)
-    return tasks
-
-
-def _check_dialogues(pairs: Any) -> None:
-    """A config that shows ``$prompt_messages`` (``chat``) needs every pair's prompt as messages with text contents.
-
-    Raises
-    ------
-    ValueError
-        Naming the first pair without them.
-    """
-    column = pairs.extra.get("prompt_messages")
-    for i in range(len(pairs)):
-        messages = None if column is None else column[i]
-        if not messages or not all(isinstance(m.get("content"), str) for m in messages):
-            raise ValueError(
-                f"the label config shows each prompt as a dialogue ($prompt_messages), but pair {pairs.ids[i]!r} "
-                + ("has no prompt messages" if not messages else "has a message whose content is not text")
-                + "; import conversational pairs (TRL's format, or prompt_messages in the JSONL) or use --config pairwise")
-
-
 PROJECT_DESCRIPTION = (
     "RLTHF: AI prelabels, automatic flips and a prioritised human queue (the tab 'RLTHF: needs human'). "
     "Each submitted annotation reaches the RLTHF backend through this project's webhook, which retrains it in the "
@@ -249,13 +204,14 @@ def setup_project(
         ``project_id``, ``created``, ``imported``, ``already_there``, ``ml_backend_id``.
     """
     from label_config import load_label_config, parse_label_config
+    from rlthf_selector.label_studio_tasks import check_dialogues, task_records
 
     from ml_backend.label_studio_client import LabelStudioError
 
     project = client.find_project(title)
     created = project is None
     if created and "prompt_messages" in parse_label_config(load_label_config(config)).data_fields:
-        _check_dialogues(pairs)  # before an empty project is left behind
+        check_dialogues(pairs)  # before an empty project is left behind
     if backend_check:
         check_backend(backend_url, basic_auth_user=basic_auth_user, basic_auth_pass=basic_auth_pass)
     if created:
@@ -342,155 +298,35 @@ def run_label_studio_setup(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- export
-def saw_prelabel(annotation: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether Label Studio records that an annotation began from a pre-annotation holding an answer.
-
-    Label Studio keeps two traces: ``parent_prediction``, the prediction the annotation was created from (it opens
-    the task with that prediction's result pre-selected), and an ``origin`` of ``prediction`` or
-    ``prediction-changed`` on result items taken over from one. A parent prediction without a result (the backend's
-    blind predictions for queued tasks) pre-selected nothing, so it does not count.
-    """
-    if any(isinstance(item, Mapping) and str(item.get("origin", "")).startswith("prediction")
-           for item in annotation.get("result") or []):
-        return True
-    parent = annotation.get("parent_prediction")
-    if parent is None:
-        return False
-    for prediction in predictions:
-        if prediction.get("id") == parent:
-            return bool(prediction.get("result"))
-    # Label Studio clears parent_prediction when it deletes the prediction, so an id it still holds is there;
-    # a task listing without it cannot tell what was shown: count it as seen rather than claim a blind label.
-    return True
-
-
-def order_shown(control: Any) -> list[str]:
-    """The responses in the order the labeling screen shows them (``"a"``, ``"b"``), from the config's data fields."""
-    fields = [f for f in control.data_fields if f in ("response_a", "response_b")]
-    order = [f[-1] for f in dict.fromkeys(fields)]
-    return order if len(order) == 2 else ["a", "b"]
-
-
-def collect_labels(tasks: Sequence[Mapping[str, Any]], *, label_config: str, model_version: str) -> dict[str, Any]:
-    """Pairs and their final labels from a Label Studio export.
-
-    A task's label is its human annotation (skipped ones excluded); else the backend's prediction under
-    the project's current model version (flipped where it contradicts the AI label, AI where it agrees,
-    RM where there is no AI label); else its AI prelabel. A task whose data carries a pair's conversation
-    (:data:`~rlthf_selector.pairs.MESSAGE_FIELDS`, as ``rlthf label-studio setup`` writes it) keeps it in
-    ``pairs.extra``, so the export is conversational where the input was; a malformed one is left out with a warning.
-
-    Each human label also gets a record in ``human_labels``: the pair and task, the label, the annotations it
-    comes from, the order the screen showed the responses in, and ``blind``: no annotation behind it began from a
-    pre-annotation holding an answer (:func:`saw_prelabel`).
-
-    Returns
-    -------
-    dict
-        ``pairs`` (PreferencePairs), ``labels`` (int8, shape (n,)), ``label_source`` (int8, shape (n,)),
-        ``skipped`` (Counter of reasons for tasks left out), ``human_labels`` (list of dict), ``warnings``.
-    """
-    import numpy as np
-
-    from label_config import ResultError, parse_label_config, task_data_problems
-    from rlthf_selector.io import messages_problem
-    from rlthf_selector.pairs import MESSAGE_FIELDS, LabelSource, PreferencePairs, format_label, parse_label
-
-    from ml_backend.label_studio_client import annotation_is_usable
-    from ml_backend.training import human_label_of
-
-    control = parse_label_config(label_config)
-    shown = order_shown(control)
-    rows, skipped, warnings, human_labels = [], Counter(), [], []
-    for task in sorted(tasks, key=lambda t: int(t["id"])):
-        data = task.get("data") or {}
-        if task_data_problems(data):
-            skipped["data does not match the config"] += 1
-            continue
-        ai = parse_label(data.get("ai_label"))
-        human = human_label_of(task, control, warnings)
-        label, source = 0, LabelSource.NONE
-        if human:
-            label, source = human, LabelSource.HUMAN
-            behind = [a for a in task.get("annotations") or [] if isinstance(a, Mapping) and annotation_is_usable(a)]
-            human_labels.append({
-                "id": str(data.get("pair_id", task["id"])), "task_id": int(task["id"]), "label": format_label(human),
-                "blind": not any(saw_prelabel(a, task.get("predictions") or []) for a in behind),
-                "annotation_ids": [a.get("id") for a in behind], "order_shown": shown,
-            })
-        else:
-            preds = [p for p in task.get("predictions") or [] if p.get("model_version") == model_version]
-            machine = 0
-            for pred in preds[-1:]:
-                try:
-                    machine = control.label_of(pred.get("result"))
-                except ResultError:
-                    machine = 0
-            if machine:
-                label = machine
-                source = LabelSource.RM if not ai else (LabelSource.AI if machine == ai else LabelSource.FLIPPED)
-            elif ai:
-                label, source = ai, LabelSource.AI
-        if not label:
-            skipped["no label (no annotation, prediction or AI label)"] += 1
-            continue
-        rows.append((str(data.get("pair_id", task["id"])), data, ai, human, label, int(source)))
-    extra, malformed = {}, []
-    for key in MESSAGE_FIELDS:
-        if any(key in r[1] for r in rows):
-            column = np.full(len(rows), None, dtype=object)
-            for j, r in enumerate(rows):
-                problem = messages_problem(r[1][key], f"data.{key}") if r[1].get(key) is not None else None
-                if problem:
-                    malformed.append(f"pair {r[0]}: {problem}")
-                elif key in r[1]:
-                    column[j] = r[1][key]
-            extra[key] = column
-    if malformed:  # one line, however many tasks: the first says what is wrong
-        warnings.append(f"{len(malformed)} malformed conversation fields left out (first: {malformed[0]})")
-    pairs = PreferencePairs(
-        ids=[r[0] for r in rows], prompt=[r[1]["prompt"] for r in rows], response_a=[r[1]["response_a"] for r in rows],
-        response_b=[r[1]["response_b"] for r in rows], ai_label=[r[2] for r in rows], human_label=[r[3] for r in rows],
-        extra=extra,
-    )
-    return {
-        "pairs": pairs,
-        "labels": np.asarray([r[4] for r in rows], dtype=np.int8),
-        "label_source": np.asarray([r[5] for r in rows], dtype=np.int8),
-        "skipped": skipped,
-        "warnings": warnings,
-        "human_labels": human_labels,
-    }
-
-
 def export_project(client: Any, project_id: int, out_dir: str | os.PathLike, *, fmt: str = "jsonl") -> dict[str, Any]:
     """Write ``out_dir/preferences.<fmt>`` (TRL: prompt, chosen, rejected, label_source, id), ``human_labels.jsonl``
     (one record per human label: whether it was given blind, the order shown) and a summary."""
     from rlthf_selector.export import write_trl
+    from rlthf_selector.label_studio_tasks import task_labels
     from rlthf_selector.pairs import LabelSource, has_conversation
 
     project = client.get_project(project_id)
     # The task list holds whole predictions (the JSON export gives only their ids).
     tasks = client.list_tasks(project_id)
-    got = collect_labels(tasks, label_config=project["label_config"], model_version=project.get("model_version") or "")
+    got = task_labels(tasks, label_config=project["label_config"], model_version=project.get("model_version") or "")
     out = Path(out_dir)
-    path = write_trl(got["pairs"], got["labels"], got["label_source"], out / f"preferences.{fmt}")
-    with_conversation = int(has_conversation(got["pairs"]).sum())
-    conversational = 0 < with_conversation == len(got["pairs"])
-    if 0 < with_conversation < len(got["pairs"]):
-        got["warnings"].append(f"{with_conversation} of {len(got['pairs'])} pairs carry a conversation and the rest "
-                               f"plain text: all are written as text (TRL takes one format per data set)")
+    path = write_trl(got.pairs, got.labels, got.label_source, out / f"preferences.{fmt}")
+    with_conversation = int(has_conversation(got.pairs).sum())
+    conversational = 0 < with_conversation == len(got.pairs)
+    if 0 < with_conversation < len(got.pairs):
+        got.warnings.append(f"{with_conversation} of {len(got.pairs)} pairs carry a conversation and the rest "
+                            f"plain text: all are written as text (TRL takes one format per data set)")
     human_path = out / "human_labels.jsonl"
     tmp = human_path.with_name(human_path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in got["human_labels"]), encoding="utf-8")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in got.human_labels), encoding="utf-8")
     os.replace(tmp, human_path)
-    blind = sum(r["blind"] for r in got["human_labels"])
+    blind = sum(r["blind"] for r in got.human_labels)
     summary = {
         "project_id": int(project_id), "model_version": project.get("model_version") or None, "path": str(path),
-        "human_labels": {"path": str(human_path), "blind": blind, "saw_prelabel": len(got["human_labels"]) - blind},
-        "rows": int(len(got["pairs"])), "format": "conversational" if conversational else "text",
-        "label_sources": {s.label: int((got["label_source"] == s).sum()) for s in LabelSource if (got["label_source"] == s).any()},
-        "skipped_tasks": dict(got["skipped"]), "warnings": got["warnings"],
+        "human_labels": {"path": str(human_path), "blind": blind, "saw_prelabel": len(got.human_labels) - blind},
+        "rows": int(len(got.pairs)), "format": "conversational" if conversational else "text",
+        "label_sources": {s.label: int((got.label_source == s).sum()) for s in LabelSource if (got.label_source == s).any()},
+        "skipped_tasks": dict(got.skipped), "warnings": got.warnings,
     }
     (out / "export_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -420,12 +420,3 @@ def make_client_factory(url: str, api_key: str, **kw: Any) -> Callable[[], Label
             return holder[0]
 
     return factory
-
-
-def annotation_is_usable(annotation: Mapping[str, Any]) -> bool:
-    """A submitted, not skipped annotation (skipped ones carry ``was_cancelled``)."""
-    return not annotation.get("was_cancelled") and bool(annotation.get("result"))
-
-
-def iter_annotations(task: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    return task.get("annotations") or []

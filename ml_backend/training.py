@@ -10,20 +10,20 @@ import hashlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from label_config import PreferenceControl, ResultError, parse_label_config, task_data_problems
+from label_config import PreferenceControl, parse_label_config
 from rlthf_selector.estimates import (
     CONTROL_DRAW,
     NOT_DRAWN,
     QUEUE_DRAW,
 )
-from rlthf_selector.evidence import evidence_from_records
-from rlthf_selector.pairs import LabelSource, PreferencePairs, parse_label
-from rlthf_selector.selection import control_slot_count
+from rlthf_selector.label_studio_tasks import TaskTable, build_task_table
+from rlthf_selector.pairs import LabelSource
+from rlthf_selector.selection import assemble_batch, targeted_needed
 
 from ml_backend.state import DRAW_RECORDS, ProjectState, blank_draw_records
 
@@ -46,105 +46,6 @@ AUDIT_TRUSTED = "trusted sample"
 #: What a control draw shows wherever a region is shown: it was drawn at random, whatever its region.
 RANDOM_CHECK = "random check"
 TRUSTED_SAMPLE_SIZE = 25
-MAX_WARNINGS = 20
-
-
-@dataclass
-class TaskTable:
-    """The usable tasks of a project as columns, in Label Studio's task order.
-
-    Attributes
-    ----------
-    pairs : PreferencePairs
-        ids are the task ids as strings; ``ai_label`` from ``data.ai_label``; ``human_label`` from the
-        annotations (skipped ones excluded); ``extra`` holds the judge's evidence found in the task data
-        (:data:`rlthf_selector.evidence.EVIDENCE_FIELDS`), which the queue and the evidence flips read.
-    task_ids : ndarray of int64, shape (n,)
-    pair_ids : ndarray of object, shape (n,)
-        ``data.pair_id`` where given, else the task id.
-    data : list of dict, length n
-        Each task's data dict as Label Studio holds it (to merge into on write-back).
-    warnings : list of str
-        Tasks left out (data not matching the config) and annotations that hold no preference.
-    """
-
-    pairs: PreferencePairs
-    task_ids: np.ndarray
-    pair_ids: np.ndarray
-    data: list
-    warnings: list = field(default_factory=list)
-    n_skipped_tasks: int = 0
-
-
-def human_label_of(task: Mapping[str, Any], control: PreferenceControl, warnings: list[str]) -> int:
-    """The human preference of a task from its annotations: +1, -1 or 0 (none usable).
-
-    Skipped (``was_cancelled``) and empty annotations are excluded. With several annotations a
-    ground-truth one wins, then the majority, then the most recent.
-    """
-    votes: list[tuple[bool, str, int, int]] = []
-    for ann in task.get("annotations") or []:
-        if not isinstance(ann, Mapping) or ann.get("was_cancelled") or not ann.get("result"):
-            continue
-        try:
-            label = control.label_of(ann["result"])
-        except ResultError as exc:
-            _warn(warnings, f"task {task.get('id')}: annotation {ann.get('id')} ignored: {exc}")
-            continue
-        if label:
-            votes.append((bool(ann.get("ground_truth")), str(ann.get("updated_at") or ""), int(ann.get("id") or 0), label))
-    if not votes:
-        return 0
-    truth = [v for v in votes if v[0]]
-    if truth:
-        return max(truth, key=lambda v: (v[1], v[2]))[3]
-    total = sum(v[3] for v in votes)
-    if total:
-        return 1 if total > 0 else -1
-    return max(votes, key=lambda v: (v[1], v[2]))[3]
-
-
-def _warn(warnings: list[str], message: str) -> None:
-    if len(warnings) < MAX_WARNINGS:
-        warnings.append(message)
-    elif len(warnings) == MAX_WARNINGS:
-        warnings.append("(more warnings left out)")
-
-
-def build_task_table(tasks: Sequence[Mapping[str, Any]], control: PreferenceControl) -> TaskTable:
-    """Columns from Label Studio tasks (``id``, ``data``, ``annotations``).
-
-    Tasks whose data does not fit the config are left out and named in ``warnings``; they get no
-    prediction. Their count is in ``n_skipped_tasks``.
-    """
-    warnings: list[str] = []
-    rows = []
-    skipped = 0
-    for task in tasks:
-        data = task.get("data")
-        problems = task_data_problems(data)
-        if problems:
-            skipped += 1
-            _warn(warnings, f"task {task.get('id')} left out: {'; '.join(problems)}")
-            continue
-        rows.append((int(task["id"]), data, parse_label(data.get("ai_label")), human_label_of(task, control, warnings)))
-    rows.sort(key=lambda r: r[0])
-    task_ids = np.asarray([r[0] for r in rows], dtype=np.int64)
-    extra, problems = evidence_from_records([r[1] for r in rows])
-    for i, problem in problems:
-        _warn(warnings, f"task {task_ids[i]}: {problem}")
-    pairs = PreferencePairs(
-        ids=[str(t) for t in task_ids],
-        prompt=[r[1]["prompt"] for r in rows],
-        response_a=[r[1]["response_a"] for r in rows],
-        response_b=[r[1]["response_b"] for r in rows],
-        ai_label=[r[2] for r in rows],
-        human_label=[r[3] for r in rows],
-        extra=extra,
-    )
-    pair_ids = np.empty(len(rows), dtype=object)
-    pair_ids[:] = [str(r[1].get("pair_id", r[0])) for r in rows]
-    return TaskTable(pairs, task_ids, pair_ids, [dict(r[1]) for r in rows], warnings, skipped)
 
 
 def fingerprint(table: TaskTable, control: PreferenceControl) -> str:
@@ -193,98 +94,7 @@ def queue_scores(human_queue: np.ndarray, human_label: np.ndarray, gain: np.ndar
     return rank, score
 
 
-# ---------------------------------------------------------------------- control draws
-@dataclass
-class ServedQueue:
-    """The queue Label Studio serves after a retrain: the targeted pairs with control draws interleaved.
-
-    Attributes
-    ----------
-    order : ndarray of int64, shape (k,)
-        Pair positions, served first to last.
-    is_control : ndarray of bool, shape (k,)
-        Which entries are control draws.
-    fresh_control : ndarray of int64, shape (m,)
-        The control draws made by this retrain (the other control entries were drawn earlier and still wait).
-    """
-
-    order: np.ndarray
-    is_control: np.ndarray
-    fresh_control: np.ndarray
-
-
-def serve_with_control(
-    human_queue: np.ndarray,
-    *,
-    length: int,
-    drawable: np.ndarray,
-    waiting_control: np.ndarray,
-    share: float,
-    answered: int,
-    answered_control: int,
-    rng: np.random.Generator,
-) -> ServedQueue:
-    """Give a share of the queue's slots to control draws and place them so annotators reach them at that pace.
-
-    Control entries are the earlier control draws still unanswered (oldest first: an unanswered control draw keeps
-    its place until a human answers it, whatever its content), then fresh draws, uniform over every ``drawable``
-    pair, the targeted queue's included (so each draw's frame is every unlabeled pair). The targeted pairs fill the
-    other slots in queue order, skipping the control's.
-
-    Label Studio retrains after every few answers, so a fixed spot in each new queue might never reach the head.
-    The ``j``-th control entry is placed at the first slot ``m`` where the answered draws so far plus the slots up to
-    ``m`` would hold the configured share of control: ``answered_control + j + 0.5 <= share * (answered + m + 1)``.
-    Where positions depend only on counts, which control pairs get answered does not depend on what they hold.
-
-    Parameters
-    ----------
-    human_queue : ndarray of int64, shape (q,)
-        Targeted pairs, most valuable first; may run past ``length`` (the spare entries replace pairs the control
-        took).
-    length : int
-        Slots to serve.
-    drawable : ndarray of bool, shape (n,)
-        Pairs a fresh control draw may take (unlabeled, with an AI label).
-    waiting_control : ndarray of int64, shape (w,)
-        Earlier control draws still unanswered, oldest first. They are never served as targeted pairs.
-    share : float
-        Share of the slots for control draws (see :func:`control_slot_count`).
-    answered, answered_control : int
-        Human answers to draws so far (queue and control together), and to control draws.
-    rng : numpy Generator
-
-    Returns
-    -------
-    ServedQueue
-    """
-    queue = np.asarray(human_queue, dtype=np.int64)
-    waiting = np.asarray(waiting_control, dtype=np.int64)
-    k = int(min(length, queue.shape[0]))
-    slots = control_slot_count(k, share, rng)
-    control = waiting[:slots]
-    fresh = np.zeros(0, dtype=np.int64)
-    if control.shape[0] < slots:
-        candidates = np.flatnonzero(np.asarray(drawable, dtype=bool))
-        candidates = candidates[~np.isin(candidates, waiting)]
-        fresh = rng.choice(candidates, size=min(slots - control.shape[0], candidates.shape[0]), replace=False)
-        control = np.concatenate([control, fresh.astype(np.int64)])
-    targeted = queue[~np.isin(queue, control) & ~np.isin(queue, waiting)][: k - control.shape[0]]
-    total = targeted.shape[0] + control.shape[0]
-    is_control = np.zeros(total, dtype=bool)
-    c = control.shape[0]
-    if c:
-        j = np.arange(c)
-        first_fit = np.ceil((answered_control + j + 0.5) / share - answered - 1 - 1e-9).astype(np.int64)
-        # Strictly increasing slots (a backlog of control puts several in a row), and the last c slots at the latest.
-        slot = np.maximum.accumulate(np.maximum(first_fit, 0) - j) + j
-        slot = np.minimum(slot, total - c + j)
-        is_control[slot] = True
-    order = np.empty(total, dtype=np.int64)
-    order[is_control] = control
-    order[~is_control] = targeted
-    return ServedQueue(order=order, is_control=is_control, fresh_control=fresh.astype(np.int64))
-
-
+# ---------------------------------------------------------------------- draw records
 def carried_positions(previous_ids: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
     """Each task's position in ``previous_ids``, or -1 for a task not there. Shape (n,) int64."""
     previous_ids = np.asarray(previous_ids, dtype=np.int64)
@@ -414,7 +224,7 @@ def train_state(
         Train even when the tasks and labels equal those of the last training (START_TRAINING).
     control_share : float
         Share of the served queue's slots given to control draws, uniform over the unlabeled pairs with an AI label
-        (:func:`serve_with_control`); 0 = none.
+        (:func:`rlthf_selector.selection.assemble_batch`); 0 = none.
     confidence : float
         Of the live estimates' intervals, stored in ``summary["estimates"]``.
 
@@ -450,12 +260,11 @@ def train_state(
     waiting = np.flatnonzero((records["drawn_by"] == CONTROL_DRAW) & (human == 0))
     # Oldest draw first, then task id: an order that knows nothing of the pairs' content.
     waiting = waiting[np.lexsort((table.task_ids[waiting], records["draw_round"][waiting]))]
-    # Spare queue entries replace the pairs the control draws take, so the served queue keeps its length.
-    spare = waiting.shape[0] + math.ceil(control_share * cap) + 1 if control_share > 0 else 0
     started = time.perf_counter()
     try:
         step = select_step(
-            table.pairs, reward_model, iteration=previous.iteration, budget=cap + spare,
+            table.pairs, reward_model, iteration=previous.iteration,
+            budget=targeted_needed(cap, share=control_share, waiting=waiting.shape[0]),
             loop_config=loop_config, curve_config=curve_config,
             selection_config=selection_config or SelectionConfig(),
             previous_region=prev_region,
@@ -468,8 +277,8 @@ def train_state(
     drawable = (human == 0) & (ai != 0)
     answered = records["answered_in"] != NOT_DRAWN
     counted = counted_draws(records["drawn_by"], records["answered_in"])
-    served = serve_with_control(
-        step.human_queue, length=cap, drawable=drawable, waiting_control=waiting, share=control_share,
+    served = assemble_batch(
+        step.human_queue, human_label=human, ai_label=ai, length=cap, waiting_control=waiting, share=control_share,
         answered=int(answered.sum()), answered_control=int((records["answered_in"] == CONTROL_DRAW).sum()),
         rng=np.random.default_rng([previous.project_id, iteration]),
     )

@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlthf", description="Targeted human feedback for preference labeling (RLTHF).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run RLTHF on a generated preference set with a simulated human",
+    demo = sub.add_parser("demo", help="run RLTHF on the shipped PandaLM slice (or generated pairs) with a simulated human",
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     demo.add_argument("--out", default="demo_out", help="output folder for the report, curve PNG and TRL export")
     demo.add_argument("--synthetic", action="store_true",
@@ -118,13 +118,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The entry point group through which installed packages add sub-commands (pyproject.toml).
+COMMAND_GROUP = "rlthf.commands"
+
+
 def _plugins():
-    """Sub-command groups that live beside their code (simulate, prelabel, serve, label-studio, export)."""
-    from ml_backend.cli import add_backend_parsers
+    """Sub-command groups that live beside their code: simulate and prelabel in the library, and those installed
+    packages register in the :data:`COMMAND_GROUP` entry point group (the backend's serve, label-studio, export).
+
+    A registered group that cannot be loaded is named on stderr and left out; the other commands still work.
+    """
+    from importlib.metadata import entry_points
+
     from rlthf_selector.judge.cli import add_prelabel_parser
     from rlthf_selector.simulate import add_simulate_parser
 
-    return (add_simulate_parser, add_prelabel_parser, add_backend_parsers)
+    found = [add_simulate_parser, add_prelabel_parser]
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        try:
+            found.append(entry.load())
+        except Exception as exc:  # a broken add-on must not take the library's own commands down with it
+            print(f"rlthf: the {entry.name!r} commands ({entry.value}) are left out: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,8 +21,8 @@ from rlthf_selector.pairs import LabelSource, PreferencePairs
 from rlthf_selector.selection import (
     Region,
     Selection,
+    assemble_batch,
     assign_regions,
-    mix_control_draws,
     paper_selection,
     resolve_labels,
     select_pairs,
@@ -469,7 +469,9 @@ class RLTHF:
             step.replan(shard_pairs, budget=size, remaining=remaining, selection_config=self.selection_config)
         unlabeled = shard_pairs.human_label == 0
         targeted = step.human_queue[unlabeled[step.human_queue]][:size]
-        queue, is_control = mix_control_draws(targeted, unlabeled=unlabeled, share=control_share, rng=rng)
+        batch = assemble_batch(targeted, human_label=shard_pairs.human_label, ai_label=shard_pairs.ai_label,
+                               length=size, share=control_share, rng=rng)
+        queue, is_control = batch.order, batch.is_control
         score = (step.mistakes.prob if step.mistakes is not None else -step.reward_gap * shard_pairs.ai_label)
         draws.record(shard[queue], is_control, round_=round_,
                      frame=int((unlabeled & (shard_pairs.ai_label != 0)).sum()),

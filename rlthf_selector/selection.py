@@ -18,6 +18,7 @@ a human label is never queued or flipped.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -187,6 +188,7 @@ def paper_selection(oriented_gap: np.ndarray, region: np.ndarray, *, human_label
     return Selection(region=region, human_queue=ranking[:budget].astype(np.int64), priority=priority,
                      flip_mask=unlabeled & (region == Region.FLIP), gain=gain)
 
+
 def control_slot_count(k: int, share: float, rng: np.random.Generator, *, at_least_one: bool = True) -> int:
     """How many of ``k`` slots go to control draws: ``share * k`` rounded at random (so short batches keep the
     share on average), at least one when ``at_least_one``, ``share`` > 0 and ``k`` > 0, at most ``k``.
@@ -206,57 +208,118 @@ def control_slot_count(k: int, share: float, rng: np.random.Generator, *, at_lea
     return min(slots, k)
 
 
-def mix_control_draws(
+def targeted_needed(length: int, *, share: float, waiting: int = 0) -> int:
+    """How many targeted pairs to rank for a batch of ``length`` slots: the control draws (``waiting`` earlier ones
+    still unanswered plus this batch's share) may take pairs of the queue, and spare entries fill their places so
+    the batch keeps its length (:func:`assemble_batch`)."""
+    if share <= 0:
+        return int(length)
+    return int(length) + int(waiting) + math.ceil(share * length) + 1
+
+
+@dataclass
+class Batch:
+    """A human batch: targeted pairs with control draws placed among them (:func:`assemble_batch`).
+
+    Attributes
+    ----------
+    order : ndarray of int64, shape (k,)
+        Pair positions, asked first to last.
+    is_control : ndarray of bool, shape (k,)
+        Which entries are control draws.
+    fresh_control : ndarray of int64, shape (m,)
+        The control draws made for this batch (the other control entries were drawn earlier and still wait).
+    """
+
+    order: np.ndarray
+    is_control: np.ndarray
+    fresh_control: np.ndarray
+
+
+def assemble_batch(
     human_queue: np.ndarray,
     *,
-    unlabeled: np.ndarray,
+    human_label: np.ndarray,
+    ai_label: np.ndarray,
+    length: int,
     share: float,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Give a share of the queue's slots to control draws: pairs drawn uniformly from every unlabeled pair.
+    waiting_control: np.ndarray | None = None,
+    answered: int = 0,
+    answered_control: int = 0,
+) -> Batch:
+    """The batch humans are asked: a share of its slots goes to control draws, placed so annotators reach them at
+    that pace; the targeted pairs fill the other slots in queue order.
 
     The control draws are what make the queue checkable: humans' answers on them estimate, without bias, the AI's
     accuracy and how much better than random the queue finds its mistakes (:func:`rlthf_selector.estimates.live_estimates`).
-    They are drawn first, from all unlabeled pairs (the queue's included, so the frame is every unlabeled pair); the
-    queue then fills the other slots in its order, skipping pairs the control took. Control draws are spread evenly
-    through the batch, so whoever answers in order answers them at the same pace as the queue.
+    Control entries are the earlier control draws still unanswered (oldest first: an unanswered control draw keeps
+    its place until a human answers it, whatever its content), then fresh draws, uniform over every unlabeled pair
+    with an AI label, the targeted queue's included (so each draw's frame is every such pair). The targeted pairs
+    fill the other slots in queue order, skipping the control's.
+
+    A backend retrains after every few answers, so a fixed spot in each new batch might never reach the head. The
+    ``j``-th control entry is placed at the first slot ``m`` where the answered draws so far plus the slots up to
+    ``m`` would hold the configured share of control: ``answered_control + j + 0.5 <= share * (answered + m + 1)``.
+    Where positions depend only on counts, which control pairs get answered does not depend on what they hold.
 
     Parameters
     ----------
-    human_queue : ndarray of int64, shape (k,)
-        Pair positions to ask, most valuable first.
-    unlabeled : ndarray of bool, shape (n,)
-        Pairs that may be drawn (no human label).
+    human_queue : ndarray of int64, shape (q,)
+        Targeted pairs, most valuable first; may run past ``length`` (the spare entries replace pairs the control
+        took, see :func:`targeted_needed`).
+    human_label, ai_label : ndarray of int8, shape (n,)
+        A fresh control draw takes a pair with an AI label and no human label.
+    length : int
+        Slots in the batch.
     share : float
-        In [0, 1]. The number of control slots is ``share * k`` rounded at random (so small batches keep the share
-        on average), and at least one when ``share`` > 0 and the queue is not empty.
+        In [0, 1]. The control slots are ``share * min(length, q)`` rounded at random (:func:`control_slot_count`),
+        at least one when ``share`` > 0 and the batch is not empty.
     rng : numpy Generator
+    waiting_control : ndarray of int64, shape (w,), optional
+        Earlier control draws still unanswered, oldest first. They are never asked as targeted pairs.
+    answered, answered_control : int
+        Human answers to draws so far (queue and control together), and to control draws.
 
     Returns
     -------
-    batch : ndarray of int64, shape (k',)
-        The pairs to ask, in order (k' = k unless fewer unlabeled pairs remain).
-    is_control : ndarray of bool, shape (k',)
-        True where the pair is a control draw.
+    Batch
+
+    Raises
+    ------
+    ValueError
+        A queued or waiting pair that already has a human label (a human is never asked twice), or ``share``
+        outside [0, 1].
     """
     queue = np.asarray(human_queue, dtype=np.int64)
-    unlabeled = np.asarray(unlabeled, dtype=bool)
-    if queue.size and not unlabeled[queue].all():
+    human = np.asarray(human_label)
+    waiting = np.zeros(0, np.int64) if waiting_control is None else np.asarray(waiting_control, dtype=np.int64)
+    if (human[queue] != 0).any() or (human[waiting] != 0).any():
         raise ValueError("the human queue holds a pair that already has a human label")
-    k = int(queue.shape[0])
-    frame = np.flatnonzero(unlabeled)
-    n_control = min(control_slot_count(k, share, rng), frame.shape[0])
-    control = rng.choice(frame, size=n_control, replace=False) if n_control else np.zeros(0, np.int64)
-    rest = queue[~np.isin(queue, control)][: k - n_control]
-    size = n_control + rest.shape[0]
-    is_control = np.zeros(size, dtype=bool)
-    if n_control:
-        # Evenly spread: the j-th control draw sits at the middle of the j-th of n_control equal stretches.
-        is_control[np.floor((np.arange(n_control) + 0.5) * size / n_control).astype(np.int64)] = True
-    batch = np.empty(size, dtype=np.int64)
-    batch[is_control] = control
-    batch[~is_control] = rest
-    return batch, is_control
+    k = int(min(length, queue.shape[0]))
+    slots = control_slot_count(k, share, rng)
+    control = waiting[:slots]
+    fresh = np.zeros(0, dtype=np.int64)
+    if control.shape[0] < slots:
+        candidates = np.flatnonzero((human == 0) & (np.asarray(ai_label) != 0))
+        candidates = candidates[~np.isin(candidates, waiting)]
+        fresh = rng.choice(candidates, size=min(slots - control.shape[0], candidates.shape[0]), replace=False)
+        control = np.concatenate([control, fresh.astype(np.int64)])
+    targeted = queue[~np.isin(queue, control) & ~np.isin(queue, waiting)][: k - control.shape[0]]
+    total = targeted.shape[0] + control.shape[0]
+    is_control = np.zeros(total, dtype=bool)
+    c = control.shape[0]
+    if c:
+        j = np.arange(c)
+        first_fit = np.ceil((answered_control + j + 0.5) / share - answered - 1 - 1e-9).astype(np.int64)
+        # Strictly increasing slots (a backlog of control puts several in a row), and the last c slots at the latest.
+        slot = np.maximum.accumulate(np.maximum(first_fit, 0) - j) + j
+        slot = np.minimum(slot, total - c + j)
+        is_control[slot] = True
+    order = np.empty(total, dtype=np.int64)
+    order[is_control] = control
+    order[~is_control] = targeted
+    return Batch(order=order, is_control=is_control, fresh_control=fresh.astype(np.int64))
 
 
 def resolve_labels(

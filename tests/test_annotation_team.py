@@ -125,7 +125,7 @@ def _task(tid: int, *, annotation: dict | None, predictions: list[dict], ai: str
 
 
 def test_export_records_whether_each_human_label_was_given_blind():
-    from ml_backend.cli import collect_labels
+    from rlthf_selector.label_studio_tasks import task_labels
 
     labelled = {"id": 70, "result": CONTROL.result(1), "score": 0.8, "model_version": "rlthf-3"}
     blank = {"id": 71, "result": [], "score": 0.1, "model_version": "rlthf-3"}
@@ -138,8 +138,8 @@ def test_export_records_whether_each_human_label_was_given_blind():
         _task(4, annotation={"id": 14, "result": taken_over}, predictions=[]),  # its prediction since deleted
         _task(5, annotation=None, predictions=[labelled]),                                                 # no human
     ]
-    got = collect_labels(tasks, label_config=PAIRWISE, model_version="rlthf-3")
-    records = {r["task_id"]: r for r in got["human_labels"]}
+    got = task_labels(tasks, label_config=PAIRWISE, model_version="rlthf-3")
+    records = {r["task_id"]: r for r in got.human_labels}
     assert sorted(records) == [1, 2, 3, 4]
     assert {t: r["blind"] for t, r in records.items()} == {1: True, 2: True, 3: False, 4: False}
     assert records[3] == {"id": "pair-3", "task_id": 3, "label": "b", "blind": False, "annotation_ids": [13],

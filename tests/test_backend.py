@@ -398,9 +398,8 @@ def test_tasks_that_do_not_match_the_config_are_left_out_and_named(tmp_path, fak
 
 
 def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_path, fake_ls):
+    from rlthf_selector.label_studio_tasks import task_records
     from rlthf_selector.pairs import LabelSource
-
-    from ml_backend.cli import task_records
 
     # A second judge that is always right, imported the way `rlthf label-studio setup` imports pairs.
     pairs = make_synthetic_pairs(400, seed=3)
@@ -447,7 +446,8 @@ def test_the_judges_evidence_in_task_data_reaches_the_queue_and_the_flips(tmp_pa
 
 
 def test_a_change_in_the_judges_evidence_alone_is_a_change_worth_retraining():
-    from ml_backend.training import build_task_table, fingerprint
+    from ml_backend.training import fingerprint
+    from rlthf_selector.label_studio_tasks import build_task_table
 
     control = parse_label_config(PAIRWISE)
     tasks = [{"id": i + 1, "data": dict(d, judge_doubt=0.2), "annotations": []} for i, d in enumerate(pair_data(10))]
@@ -527,21 +527,22 @@ def test_a_control_draw_reaches_annotators_at_the_share_even_with_a_retrain_afte
     assert heads.count(CONTROL) == 2 and heads[4] == CONTROL and heads[14] == CONTROL
 
 
-def test_serve_with_control_catches_up_a_backlog_and_keeps_waiting_draws_first():
-    from ml_backend.training import serve_with_control
+def test_a_served_batch_catches_up_a_backlog_and_keeps_waiting_draws_first():
+    # The backend serves what the library's assemble_batch gives: here the case only a backend meets (answers
+    # arriving between retrains, a control draw still waiting).
+    from rlthf_selector.selection import assemble_batch
 
     rng = np.random.default_rng(0)
-    drawable = np.ones(100, dtype=bool)
+    human, ai = np.zeros(100, np.int8), np.ones(100, np.int8)
     queue = np.arange(50, 80)
     # 40 answers so far, none of them control: the control is 4 behind, so it goes first, back to back.
-    served = serve_with_control(queue, length=20, drawable=drawable, waiting_control=np.array([7]), share=0.2,
-                                answered=40, answered_control=0, rng=rng)
+    served = assemble_batch(queue, human_label=human, ai_label=ai, length=20, waiting_control=np.array([7]), share=0.2,
+                            answered=40, answered_control=0, rng=rng)
     assert np.flatnonzero(served.is_control).tolist() == [0, 1, 2, 3]
     assert served.order[0] == 7 and 7 not in served.fresh_control and len(served.fresh_control) == 3
     assert len(served.order) == 20 and len(set(served.order.tolist())) == 20
     with pytest.raises(ValueError, match="control share must be in"):
-        serve_with_control(queue, length=20, drawable=drawable, waiting_control=np.zeros(0, np.int64), share=1.5,
-                           answered=0, answered_control=0, rng=rng)
+        assemble_batch(queue, human_label=human, ai_label=ai, length=20, share=1.5, rng=rng)
 
 
 def test_metrics_show_live_estimates_from_the_answered_control_draws(trained, fake_ls):
@@ -686,9 +687,9 @@ def test_bad_input_gets_a_4xx_naming_the_problem_and_stores_nothing(tmp_path, fa
 
 def test_unexpected_errors_answer_500_without_a_stack_trace(trained, fake_ls, monkeypatch):
     app, client, backend, pid = trained
-    import ml_backend.app as app_module
+    import ml_backend.routes as routes_module
 
-    monkeypatch.setattr(app_module, "_prediction", lambda *a, **kw: 1 / 0)
+    monkeypatch.setattr(routes_module, "_prediction", lambda *a, **kw: 1 / 0)
     r = client.post("/predict", json=tasks_payload(fake_ls, pid, fake_ls.task_ids(pid)[:1]))
     assert r.status_code == 500
     assert r.get_json()["error"] == "internal error (ZeroDivisionError); see the backend log"

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("label_studio_sdk")
 
 from label_config import load_label_config, parse_label_config  # noqa: E402
-from ml_backend.cli import collect_labels  # noqa: E402
+from rlthf_selector.label_studio_tasks import task_labels  # noqa: E402
 from ml_backend.label_studio_client import LabelStudioClient, LabelStudioError, LabelStudioUnavailable  # noqa: E402
 
 SECRET = "very-secret-token-123"
@@ -129,17 +129,17 @@ def test_export_merge_prefers_humans_then_the_backend_then_the_ai():
         _task(6, 0),                                            # nothing: left out, counted
         {"id": 7, "data": {"prompt": "p"}, "annotations": [], "predictions": []},  # bad data: left out, counted
     ]
-    got = collect_labels(tasks, label_config=load_label_config("pairwise"), model_version="rlthf-4")
-    assert list(got["pairs"].ids) == ["pair-1", "pair-2", "pair-3", "pair-4", "pair-5"]
-    assert got["labels"].tolist() == [-1, 1, -1, -1, -1]
-    assert got["label_source"].tolist() == [3, 1, 2, 4, 1]  # human, ai, flipped, rm, ai
-    assert sum(got["skipped"].values()) == 2
-    assert np.array_equal(got["pairs"].human_label, np.array([-1, 0, 0, 0, 0], dtype=np.int8))
+    got = task_labels(tasks, label_config=load_label_config("pairwise"), model_version="rlthf-4")
+    assert list(got.pairs.ids) == ["pair-1", "pair-2", "pair-3", "pair-4", "pair-5"]
+    assert got.labels.tolist() == [-1, 1, -1, -1, -1]
+    assert got.label_source.tolist() == [3, 1, 2, 4, 1]  # human, ai, flipped, rm, ai
+    assert sum(got.skipped.values()) == 2
+    assert np.array_equal(got.pairs.human_label, np.array([-1, 0, 0, 0, 0], dtype=np.int8))
 
 
 
 def test_conversations_travel_through_task_data_to_a_conversational_export(trl_conversations):
-    from ml_backend.cli import task_records
+    from rlthf_selector.label_studio_tasks import task_records
     from rlthf_selector.export import to_trl_records
     from rlthf_selector.pairs import has_conversation
     from rlthf_selector.io import load_trl
@@ -149,22 +149,23 @@ def test_conversations_travel_through_task_data_to_a_conversational_export(trl_c
     control = parse_label_config(load_label_config("pairwise"))
     tasks = [dict(t, id=k + 1, annotations=[]) for k, t in enumerate(task_records(pairs, control=control, model_version="v"))]
     assert tasks[0]["data"]["prompt_messages"] == records[0]["prompt"]
-    got = collect_labels(tasks, label_config=load_label_config("pairwise"), model_version="v")
-    assert int(has_conversation(got["pairs"]).sum()) == 4 and not got["warnings"]
-    rows = to_trl_records(got["pairs"], got["labels"], got["label_source"])
+    got = task_labels(tasks, label_config=load_label_config("pairwise"), model_version="v")
+    assert int(has_conversation(got.pairs).sum()) == 4 and not got.warnings
+    rows = to_trl_records(got.pairs, got.labels, got.label_source)
     assert [(r["prompt"], r["chosen"], r["rejected"]) for r in rows] == [
         (r["prompt"], r["chosen"], r["rejected"]) for r in records]
     # A malformed conversation is named and left out; the pair itself is exported, as text with the rest.
     tasks[2]["data"]["response_b_messages"] = [{"content": "no role"}]
-    got = collect_labels(tasks, label_config=load_label_config("pairwise"), model_version="v")
-    assert len(got["pairs"]) == 4 and int(has_conversation(got["pairs"]).sum()) == 3
+    got = task_labels(tasks, label_config=load_label_config("pairwise"), model_version="v")
+    assert len(got.pairs) == 4 and int(has_conversation(got.pairs).sum()) == 3
     assert any(w.startswith("1 malformed conversation fields left out (first: pair trl-2: data.response_b_messages[0] "
-                            "must be a") for w in got["warnings"])
-    assert isinstance(to_trl_records(got["pairs"], got["labels"], got["label_source"])[0]["prompt"], str)
+                            "must be a") for w in got.warnings)
+    assert isinstance(to_trl_records(got.pairs, got.labels, got.label_source)[0]["prompt"], str)
 
 
 def test_export_project_says_which_format_it_wrote(tmp_path, trl_conversations):
-    from ml_backend.cli import export_project, task_records
+    from ml_backend.cli import export_project
+    from rlthf_selector.label_studio_tasks import task_records
     from rlthf_selector.io import load_trl
 
     records = trl_conversations(3)
@@ -191,7 +192,8 @@ def test_export_project_says_which_format_it_wrote(tmp_path, trl_conversations):
 
 
 def test_the_chat_config_needs_every_prompt_as_messages_before_any_project_is_made(trl_conversations):
-    from ml_backend.cli import setup_project, task_records
+    from ml_backend.cli import setup_project
+    from rlthf_selector.label_studio_tasks import task_records
     from rlthf_selector.io import load_trl
 
     pairs = load_trl(trl_conversations(3), seed=1, labels_as="ai")[0]

@@ -90,3 +90,24 @@ def test_demo_runs_by_default_on_the_shipped_pandalm_slice_in_seconds(tmp_path, 
     assert "Apache License" in (PANDALM_DEMO_DIR / "LICENSE").read_text()
     notice = (PANDALM_DEMO_DIR / "NOTICE.md").read_text()
     assert "https://github.com/WeOpenML/PandaLM" in notice and "Modified by the rlthf project" in notice
+
+
+def test_the_backend_adds_its_commands_through_the_entry_point_group():
+    from importlib.metadata import entry_points
+
+    from rlthf_selector.cli import COMMAND_GROUP
+
+    registered = {e.name: e.value for e in entry_points(group=COMMAND_GROUP)}
+    assert registered.get("backend") == "ml_backend.cli:add_backend_parsers"
+    assert {("serve",), ("label-studio", "setup"), ("export",)} <= set(COMMANDS)
+
+
+def test_a_broken_command_group_is_named_and_the_others_still_work(monkeypatch, capsys):
+    import importlib.metadata
+
+    broken = importlib.metadata.EntryPoint(name="broken", value="no_such_module_rlthf:add", group="rlthf.commands")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [broken])
+    commands = _command_paths(build_parser())
+    assert ("simulate",) in commands and ("serve",) not in commands
+    assert "the 'broken' commands (no_such_module_rlthf:add) are left out: ModuleNotFoundError" in capsys.readouterr().err
+

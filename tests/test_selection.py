@@ -124,45 +124,72 @@ def test_resolution_order_human_then_flip_then_ai_then_rm():
     np.testing.assert_array_equal(source, [LabelSource.HUMAN, LabelSource.FLIPPED, LabelSource.RM, LabelSource.AI])
 
 
-def test_mix_control_draws_spreads_uniform_draws_through_the_queue():
-    from rlthf_selector.selection import mix_control_draws
+def test_assemble_batch_paces_uniform_control_draws_through_the_batch():
+    from rlthf_selector.selection import assemble_batch
 
-    unlabeled = np.ones(100, dtype=bool)
-    unlabeled[90:] = False
+    human = np.zeros(100, np.int8)
+    human[90:] = 1  # answered already: never drawn
+    ai = np.ones(100, np.int8)
+    ai[85:90] = 0  # no AI label: nothing for a control draw to check
     queue = np.arange(20, dtype=np.int64)
-    batch, is_control = mix_control_draws(queue, unlabeled=unlabeled, share=0.1, rng=np.random.default_rng(0))
-    assert batch.shape == (20,) and is_control.sum() == 2
-    assert np.flatnonzero(is_control).tolist() == [5, 15]  # evenly spread
-    assert len(set(batch.tolist())) == 20 and unlabeled[batch].all()
+    batch = assemble_batch(queue, human_label=human, ai_label=ai, length=20, share=0.1, rng=np.random.default_rng(0))
+    assert batch.order.shape == (20,) and batch.is_control.sum() == 2
+    # With no answers yet the j-th draw sits at the first slot m with j + 0.5 <= 0.1 (m + 1): slots 4 and 14.
+    assert np.flatnonzero(batch.is_control).tolist() == [4, 14]
+    assert set(batch.fresh_control.tolist()) == set(batch.order[batch.is_control].tolist())
+    assert len(set(batch.order.tolist())) == 20 and (human[batch.order] == 0).all()
     # The queue keeps its order in the other slots and loses only its tail (or pairs the control took).
-    rest = batch[~is_control]
+    rest = batch.order[~batch.is_control]
     assert np.all(np.diff(rest) > 0) and set(rest.tolist()) <= set(range(20))
-    # Control draws are uniform over every unlabeled pair, queued ones included.
+    # Control draws are uniform over every unlabeled pair with an AI label, queued ones included.
     counts = np.zeros(100)
     for seed in range(3000):
-        b, c = mix_control_draws(queue, unlabeled=unlabeled, share=0.1, rng=np.random.default_rng(seed))
-        np.add.at(counts, b[c], 1)
-    assert counts[90:].sum() == 0
-    expected = 3000 * 2 / 90
-    assert counts[:20].mean() == pytest.approx(expected, rel=0.1) and counts[20:90].mean() == pytest.approx(expected, rel=0.1)
+        b = assemble_batch(queue, human_label=human, ai_label=ai, length=20, share=0.1, rng=np.random.default_rng(seed))
+        np.add.at(counts, b.order[b.is_control], 1)
+    assert counts[85:].sum() == 0
+    expected = 3000 * 2 / 85
+    assert counts[:20].mean() == pytest.approx(expected, rel=0.1) and counts[20:85].mean() == pytest.approx(expected, rel=0.1)
 
 
-def test_mix_control_draws_edges():
-    from rlthf_selector.selection import mix_control_draws
+def test_assemble_batch_known_answer_with_a_waiting_draw_and_answers_so_far():
+    from rlthf_selector.selection import assemble_batch
+
+    human, ai = np.zeros(10, np.int8), np.ones(10, np.int8)
+    # share 0.5 of 4 slots: 2 control entries, the waiting draw 9 first, then one fresh draw; 3 answers so far, 1 of
+    # them control (so one behind): the j-th entry goes to the first slot m with 1 + j + 0.5 <= 0.5 (3 + m + 1),
+    # slots 0 and 1.
+    batch = assemble_batch(np.array([0, 1, 2, 3, 4]), human_label=human, ai_label=ai, length=4, share=0.5,
+                           waiting_control=np.array([9]), answered=3, answered_control=1, rng=np.random.default_rng(1))
+    fresh = int(batch.fresh_control[0])
+    assert batch.is_control.tolist() == [True, True, False, False]
+    assert batch.order[0] == 9 and batch.order[1] == fresh and fresh != 9
+    assert batch.order[[2, 3]].tolist() == [q for q in [0, 1, 2, 3, 4] if q != fresh][:2]
+
+
+def test_assemble_batch_edges():
+    from rlthf_selector.selection import assemble_batch, targeted_needed
 
     rng = np.random.default_rng(0)
-    unlabeled = np.ones(10, dtype=bool)
+    human, ai = np.zeros(10, np.int8), np.ones(10, np.int8)
     queue = np.array([3, 1, 4], dtype=np.int64)
-    batch, is_control = mix_control_draws(queue, unlabeled=unlabeled, share=0.0, rng=rng)
-    assert batch.tolist() == [3, 1, 4] and not is_control.any()
-    _, is_control = mix_control_draws(queue, unlabeled=unlabeled, share=0.01, rng=rng)
-    assert is_control.sum() == 1  # at least one control draw in every batch
-    batch, is_control = mix_control_draws(np.zeros(0, np.int64), unlabeled=unlabeled, share=0.5, rng=rng)
-    assert batch.size == 0
-    unlabeled[1] = False
+    batch = assemble_batch(queue, human_label=human, ai_label=ai, length=3, share=0.0, rng=rng)
+    assert batch.order.tolist() == [3, 1, 4] and not batch.is_control.any() and batch.fresh_control.size == 0
+    batch = assemble_batch(queue, human_label=human, ai_label=ai, length=3, share=0.01, rng=rng)
+    assert batch.is_control.sum() == 1  # at least one control draw in every batch
+    assert assemble_batch(np.zeros(0, np.int64), human_label=human, ai_label=ai, length=5, share=0.5,
+                          rng=rng).order.size == 0
+    assert assemble_batch(queue, human_label=human, ai_label=ai, length=2, share=0.0, rng=rng).order.tolist() == [3, 1]
+    labelled = human.copy()
+    labelled[1] = -1
     with pytest.raises(ValueError, match="already has a human label"):
-        mix_control_draws(queue, unlabeled=unlabeled, share=0.1, rng=rng)
+        assemble_batch(queue, human_label=labelled, ai_label=ai, length=3, share=0.1, rng=rng)
+    with pytest.raises(ValueError, match="already has a human label"):
+        assemble_batch(np.array([3]), human_label=labelled, ai_label=ai, length=3, share=0.1, rng=rng,
+                       waiting_control=np.array([1]))
     with pytest.raises(ValueError, match="control share"):
-        mix_control_draws(queue, unlabeled=np.ones(10, bool), share=1.5, rng=rng)
+        assemble_batch(queue, human_label=human, ai_label=ai, length=3, share=1.5, rng=rng)
+    # Spare queue entries: the waiting draws, this batch's share rounded up, and one for the random rounding.
+    assert targeted_needed(20, share=0.1, waiting=3) == 20 + 3 + 2 + 1
+    assert targeted_needed(20, share=0.0, waiting=3) == 20
 
 
