@@ -56,7 +56,7 @@ def add_backend_parsers(subparsers: Any) -> None:
                             "reason with the first of each named ('skip')")
     setup.add_argument("--backend-url", required=True, help="the ML backend's URL as Label Studio reaches it")
     setup.add_argument("--title", default=DEFAULT_TITLE, help="project title (an existing project with it is reused)")
-    setup.add_argument("--config", choices=CONFIG_NAMES, default="pairwise",
+    setup.add_argument("--label-config", choices=CONFIG_NAMES, default="pairwise",
                        help="labeling config variant ('chat' shows each prompt's messages as a dialogue)")
     setup.add_argument("--basic-auth-user", default=os.environ.get("BASIC_AUTH_USER", ""),
                        help="the backend's basic-auth user (default: $BASIC_AUTH_USER); the password is $BASIC_AUTH_PASS")
@@ -271,7 +271,7 @@ def run_label_studio_setup(args: argparse.Namespace) -> int:
     client = LabelStudioClient(args.url, args.api_key)
     try:
         outcome = setup_project(
-            client, pairs, backend_url=args.backend_url, title=args.title, config=args.config,
+            client, pairs, backend_url=args.backend_url, title=args.title, config=args.label_config,
             basic_auth_user=args.basic_auth_user, basic_auth_pass=os.environ.get("BASIC_AUTH_PASS", ""),
             show_prelabels=_env_flag("RLTHF_SHOW_PRELABELS") if args.show_prelabels is None else args.show_prelabels,
             backend_check=args.backend_check,

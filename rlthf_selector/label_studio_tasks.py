@@ -140,7 +140,7 @@ def check_dialogues(pairs: PreferencePairs) -> None:
             raise ValueError(
                 f"the label config shows each prompt as a dialogue ($prompt_messages), but pair {pairs.ids[i]!r} "
                 + ("has no prompt messages" if not messages else "has a message whose content is not text")
-                + "; import conversational pairs (TRL's format, or prompt_messages in the JSONL) or use --config pairwise")
+                + "; import conversational pairs (TRL's format, or prompt_messages in the JSONL) or use --label-config pairwise")
 
 
 @dataclass

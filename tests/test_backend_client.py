@@ -209,7 +209,7 @@ def test_the_chat_config_needs_every_prompt_as_messages_before_any_project_is_ma
 
     plain = pairs.replace(extra={k: v.copy() for k, v in pairs.extra.items()})
     plain.extra["prompt_messages"][1] = None
-    with pytest.raises(ValueError, match=r"pair 'trl-1' has no prompt messages; .* or use --config pairwise"):
+    with pytest.raises(ValueError, match=r"pair 'trl-1' has no prompt messages; .* or use --label-config pairwise"):
         setup_project(Client(), plain, backend_url="http://127.0.0.1:9", config="chat")
     parts = pairs.replace(extra={k: v.copy() for k, v in pairs.extra.items()})
     parts.extra["prompt_messages"][2] = [{"role": "user", "content": [{"type": "text", "text": "Question 2?"}]}]
