@@ -58,6 +58,18 @@ def test_ten_retrains_leave_one_prediction_per_task_and_the_queue_opens_blind(tm
                    timeout=120, what="the first training's write-back")
         control = parse_label_config(project["label_config"])
 
+        # A human accepts a pre-annotation holding the AI's answer (a task outside the queue, opened from the Data
+        # Manager, which pre-fills it): Label Studio links the annotation to that prediction. It comes first, while
+        # no retrain runs: a write-back replaces the predictions of unannotated tasks, the one this starts from too.
+        outside = next(t for t in client.list_tasks(pid) if "rlthf_priority" not in t["data"] and not t["annotations"])
+        (shown,) = outside["predictions"]
+        assert shown["result"]
+        client._raw("POST", f"api/tasks/{outside['id']}/annotations",
+                     json={"result": shown["result"], "task": outside["id"], "parent_prediction": shown["id"]})
+        wait_until(lambda: worker.wait_idle(0.1) and client.get_project(pid)["model_version"] != "rlthf-1", timeout=120,
+                   what="the retrain the pre-annotated answer's webhook starts")
+        after_outside = client.get_project(pid)["model_version"]
+
         # Two humans answer from the stream: it opens the queue head with nothing to pre-select.
         served = []
         for _ in range(2):
@@ -66,17 +78,10 @@ def test_ten_retrains_leave_one_prediction_per_task_and_the_queue_opens_blind(tm
             assert "rlthf_priority" in task["data"]
             served.append(task)
             client.create_annotation(task["id"], control.result(-1))
-        # A third accepts a pre-annotation holding the AI's answer (a task outside the queue, opened from the Data
-        # Manager, which pre-fills it): Label Studio links the annotation to that prediction.
-        outside = next(t for t in client.list_tasks(pid) if "rlthf_priority" not in t["data"] and not t["annotations"])
-        (shown,) = outside["predictions"]
-        assert shown["result"]
-        client._raw("POST", f"api/tasks/{outside['id']}/annotations",
-                     json={"result": shown["result"], "task": outside["id"], "parent_prediction": shown["id"]})
 
         ml_backend_id = client.list_ml_backends(pid)[0]["id"]
-        wait_until(lambda: worker.wait_idle(0.1) and client.get_project(pid)["model_version"] != "rlthf-1", timeout=120,
-                   what="the retrain the annotations' webhooks start")
+        wait_until(lambda: worker.wait_idle(0.1) and client.get_project(pid)["model_version"] != after_outside,
+                   timeout=120, what="the retrain the stream answers' webhooks start")
         assert worker.wait_idle(60)
         annotated = {served[0]["id"], served[1]["id"], outside["id"]}
         # An annotation made while a retrain was running can get that retrain's prediction as well: at most one more.
