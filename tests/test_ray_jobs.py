@@ -121,10 +121,14 @@ def test_prelabel_through_ray_matches_and_retries_failed_requests_on_rerun(tmp_p
     stamps = {p.name: p.stat().st_mtime_ns for p in judge_dir.glob("shard-*.parquet")}
     with ScriptedChatServer(PairPolicy(), lifetime=120) as server:  # the server works again
         assert prelabel_main(prelabel_args(server, tmp_path / "pairs.jsonl", through_ray, "--ray",
-                                           "--ray-shard-size", "100")) == 0
+                                           "--ray-shard-size", "100", "--summary-json",
+                                           str(tmp_path / "summary.json"))) == 0
         asked = {(req.pair, req.first_shown) for req in server.requests}
     failed_k = {int(r["id"][1:]) for r in failed}
     assert {k for k, _ in asked} == failed_k
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["answers_requested"] == 2 * len(failed_k)  # the summary counts what this run paid for
+    assert summary["answers_requested"] + summary["answers_from_cache"] == 2 * 600
     after = read_jsonl(through_ray)
     assert all(after[k]["ai_label"] is not None for k in failed_k)
     rewritten = {p.name for p in judge_dir.glob("shard-*.parquet") if p.stat().st_mtime_ns != stamps[p.name]}
@@ -172,3 +176,63 @@ def test_a_work_folder_refuses_another_input(tmp_path):
     other = make_synthetic_pairs(300, seed=1)
     with pytest.raises(ValueError, match="holds shards of another input"):
         featurize_ray(other, config=FeaturizerConfig(), work_dir=tmp_path, shard_size=100, use_ray=False)
+
+
+# ------------------------------------------------------------------------------------------ the vLLM judge
+def test_vllm_answers_carry_the_verdict_and_confidence_an_api_judge_would(tmp_path):
+    import math
+
+    from rlthf_selector.judge.prompts import first_position_probability
+    from rlthf_selector.ray_jobs import _vllm_verdict
+
+    # A row as ray.data.llm's vLLM stage hands it on: token ids with vLLM's per-token alternatives.
+    row = {"shard": 0, "pos": 3, "order": "ba", "generated_text": "B", "generated_tokens": [33],
+           "logprobs": [{33: {"logprob": math.log(0.8), "rank": 1, "decoded_token": "B"},
+                         32: {"logprob": math.log(0.2), "rank": 2, "decoded_token": "A"}}],
+           "num_input_tokens": 120, "num_generated_tokens": 1}
+    out = _vllm_verdict(row)
+    api_logprobs = {"content": [{"token": "B", "logprob": math.log(0.8),
+                                 "top_logprobs": [{"token": "B", "logprob": math.log(0.8)},
+                                                  {"token": "A", "logprob": math.log(0.2)}]}]}
+    assert out["verdict"] == "B" and out["p_first"] == pytest.approx(first_position_probability(api_logprobs, "B"))
+    assert out["p_first"] == pytest.approx(0.2)
+    assert (out["shard"], out["pos"], out["order"], out["prompt_tokens"]) == (0, 3, "ba", 120)
+    # Keys that came back as strings (through Arrow) read the same; no log-probabilities: no confidence.
+    row["logprobs"] = [{str(k): v for k, v in row["logprobs"][0].items()}]
+    assert _vllm_verdict(row)["p_first"] == pytest.approx(0.2)
+    assert _vllm_verdict({**row, "logprobs": None})["p_first"] is None
+    assert _vllm_verdict({**row, "generated_text": "Both are fine."})["verdict"] is None
+
+
+def test_vllm_model_without_ray_is_refused(tmp_path, capsys):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in make_records(4)), encoding="utf-8")
+    assert prelabel_main(["--pairs", str(pairs), "--out", str(tmp_path / "o.jsonl"), "--vllm-model", "m"]) == 2
+    assert "--vllm-model runs vLLM engines through Ray" in capsys.readouterr().err
+
+
+def _vllm_gpu_model() -> str | None:
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    import torch
+
+    return os.environ.get("RLTHF_VLLM_TEST_MODEL") if torch.cuda.is_available() else None
+
+
+@pytest.mark.skipif(_vllm_gpu_model() is None,
+                    reason="needs vllm, a CUDA GPU and RLTHF_VLLM_TEST_MODEL (a small chat model every node can load)")
+def test_vllm_judge_labels_every_pair_in_both_orders_on_a_gpu(tmp_path, local_ray):
+    from rlthf_selector.ray_jobs import VLLMJudgeConfig, prelabel_ray
+
+    records = make_records(40)
+    config = VLLMJudgeConfig(model=_vllm_gpu_model(), max_model_len=2048)
+    out, summary = prelabel_ray(records, vllm=config, work_dir=tmp_path / "work", shard_size=16)
+    assert [r["id"] for r in out] == [r["id"] for r in records]
+    assert out[0]["judge_names"] == [config.model]
+    assert all(r["ai_label"] in ("a", "b") or r["ai_unlabeled_reason"] for r in out)
+    assert summary["answers_requested"] == 2 * len(records)
+    again, summary = prelabel_ray(records, vllm=config, work_dir=tmp_path / "work", shard_size=16)
+    assert again == out and summary["answers_requested"] == 0  # every shard was written: nothing is asked twice

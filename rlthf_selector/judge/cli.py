@@ -93,9 +93,10 @@ def add_prelabel_arguments(parser: argparse.ArgumentParser) -> None:
         "(or the cluster RAY_ADDRESS names); with an address, that cluster. Needs pip install 'rlthf[ray]'",
     )
     add_config_arguments(parser, JudgeConfig)
-    from rlthf_selector.ray_jobs import RayConfig
+    from rlthf_selector.ray_jobs import RayConfig, VLLMJudgeConfig
 
     add_config_arguments(parser, RayConfig, prefix="ray_")
+    add_config_arguments(parser, VLLMJudgeConfig, prefix="vllm_")
 
 
 def add_prelabel_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -131,8 +132,10 @@ def run_prelabel(args: argparse.Namespace) -> int:
         return 0
     if not args.pairs or not args.out:
         return _fail("--pairs and --out are required")
-    if not (args.model or args.local_model or args.ai_labels_from):
-        return _fail("nothing to label with: give --model, --local-model or --ai-labels-from")
+    if not (args.model or args.local_model or args.ai_labels_from or args.vllm_model):
+        return _fail("nothing to label with: give --model, --local-model, --vllm-model or --ai-labels-from")
+    if args.vllm_model and args.ray is None:
+        return _fail("--vllm-model runs vLLM engines through Ray: add --ray (this machine) or --ray ADDRESS")
     if config.concurrency < 1:
         return _fail(f"--concurrency must be at least 1, got {config.concurrency}")
 
@@ -208,9 +211,10 @@ def _prelabel_ray(
     import functools
 
     from rlthf_selector.judge.base import JudgeFatalError
-    from rlthf_selector.ray_jobs import RayConfig, prelabel_ray, ray_session
+    from rlthf_selector.ray_jobs import RayConfig, VLLMJudgeConfig, prelabel_ray, ray_session
 
     ray_config: RayConfig = config_from_args(RayConfig, args, prefix="ray_")
+    vllm_config: VLLMJudgeConfig = config_from_args(VLLMJudgeConfig, args, prefix="vllm_")
     factories: list[Any] = [functools.partial(_one_api_judge, model, config, template) for model in args.model]
     factories += [functools.partial(_one_local_judge, model_dir, config, template) for model_dir in args.local_model]
     work_dir = ray_config.work_dir or str(args.out) + ".ray-work"
@@ -220,6 +224,7 @@ def _prelabel_ray(
                 records, judge_factories=factories, label_sets=label_sets, work_dir=work_dir,
                 shard_size=ray_config.shard_size, use_cache=not args.no_cache, concurrency=config.concurrency,
                 shard_concurrency=ray_config.shard_concurrency,
+                vllm=vllm_config if vllm_config.model else None, template=template,
             )
     except (JudgeFatalError, OSError, ValueError, KeyboardInterrupt):
         raise

@@ -170,10 +170,11 @@ def judge_pairs(
         bar.close()
     executor.shutdown(wait=True)
     stats.seconds = time.perf_counter() - started
-    return _to_judge_labels(judge.name, answers, n), stats
+    return judge_labels_from_answers(judge.name, answers, n), stats
 
 
-def _to_judge_labels(name: str, answers: Mapping[tuple[int, str], OrderVerdict], n: int) -> JudgeLabels:
+def judge_labels_from_answers(name: str, answers: Mapping[tuple[int, str], OrderVerdict], n: int) -> JudgeLabels:
+    """One judge's labels from its answers ``{(pair position, "ab"/"ba"): OrderVerdict}`` over n pairs."""
     labels = {o: np.zeros(n, dtype=np.int8) for o in ORDERS}
     p_a = {o: np.full(n, np.nan) for o in ORDERS}
     for (i, order), v in answers.items():
