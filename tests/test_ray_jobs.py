@@ -236,3 +236,21 @@ def test_vllm_judge_labels_every_pair_in_both_orders_on_a_gpu(tmp_path, local_ra
     assert summary["answers_requested"] == 2 * len(records)
     again, summary = prelabel_ray(records, vllm=config, work_dir=tmp_path / "work", shard_size=16)
     assert again == out and summary["answers_requested"] == 0  # every shard was written: nothing is asked twice
+
+
+def test_the_score_command_writes_the_single_process_step(tmp_path, local_ray):
+    from rlthf_selector.ray_jobs import main as score_main
+
+    pairs = make_synthetic_pairs(1500, seed=5)
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in pairs.to_records()), encoding="utf-8")
+    out = tmp_path / "step.jsonl"
+    assert score_main(["--pairs", str(path), "--out", str(out), "--ray", "--ray-shard-size", "400", "--budget", "50"]) == 0
+    rows = read_jsonl(out)
+    pairs, _ = load_jsonl(path)
+    ref = select_step(pairs, FeatureRewardModel(make_featurizer(FeaturizerConfig())), iteration=0, budget=50)
+    assert [r["id"] for r in rows] == list(pairs.ids)
+    np.testing.assert_allclose([r["reward_gap"] for r in rows], ref.reward_gap, rtol=0, atol=1e-6)
+    queued = sorted((r["queue_rank"], i) for i, r in enumerate(rows) if r["queue_rank"] is not None)
+    assert [i for _, i in queued] == ref.human_queue.tolist()
+    assert [r["label"] for r in rows] == [{1: "a", -1: "b"}[int(v)] for v in ref.labels]
