@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rlthf_selector.config import BradleyTerryConfig, FeaturizerConfig, LoopConfig, SelectionConfig, CurveConfig, _f
+from rlthf_selector.config import BradleyTerryConfig, CurveConfig, FeaturizerConfig, LoopConfig, SelectionConfig, _f
 
 logger = logging.getLogger(__name__)
 
