@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 #: ``--ray`` with no address: ``RAY_ADDRESS`` when set, else a Ray started on this machine.
 LOCAL = "local"
 _MANIFEST = "manifest.json"
+_FATAL = "fatal.txt"  # a judge's JudgeFatalError message, left by the worker that met it
 
 
 @dataclass
@@ -276,8 +277,10 @@ class _JudgeShard:
     make_judge: Callable[[], Any]
     cache_dir: str | None
     concurrency: int
+    stage_dir: str
 
     def __call__(self, index: int) -> Any:
+        from rlthf_selector.judge.base import JudgeFatalError
         from rlthf_selector.judge.cache import JudgeCache
         from rlthf_selector.judge.runner import judge_pairs
 
@@ -294,6 +297,10 @@ class _JudgeShard:
                 [r["response_b"] for r in records], ids=[str(r["id"]) for r in records], cache=cache,
                 concurrency=self.concurrency,
             )
+        except JudgeFatalError as exc:
+            # Ray wraps a task's exception in its own; the driver reads the judge's words from here.
+            (Path(self.stage_dir) / _FATAL).write_text(str(exc), encoding="utf-8")
+            raise
         finally:
             if cache is not None:
                 cache.close()
@@ -397,9 +404,18 @@ def prelabel_ray(
             probe.close()
             stage = work / f"judge-{_key(signature)}"
             task = _JudgeShard(str(records_dir), make_judge, str(stage / "cache") if use_cache else None,
-                               int(concurrency))
-            computed = run_shards(task, stage, n_shards, use_ray=use_ray, concurrency=shard_concurrency,
-                                  redo=_has_failed_requests)
+                               int(concurrency), str(stage))
+            fatal = stage / _FATAL
+            fatal.unlink(missing_ok=True)
+            try:
+                computed = run_shards(task, stage, n_shards, use_ray=use_ray, concurrency=shard_concurrency,
+                                      redo=_has_failed_requests)
+            except Exception as exc:
+                if fatal.exists():
+                    from rlthf_selector.judge.base import JudgeFatalError
+
+                    raise JudgeFatalError(fatal.read_text(encoding="utf-8")) from exc
+                raise
         # What this run paid for: the statistics of the shards it wrote; shards kept from an earlier run count
         # as answers reused, as the single-process path counts its cache.
         stats = JudgeRunStats(judge=name, pairs=len(records))

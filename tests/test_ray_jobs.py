@@ -135,6 +135,19 @@ def test_prelabel_through_ray_matches_and_retries_failed_requests_on_rerun(tmp_p
     assert rewritten == {shard_name(k // 100) for k in failed_k}
 
 
+def test_a_key_the_server_refuses_stops_the_ray_job_with_the_judges_message(tmp_path, local_ray, capsys):
+    from judge_server import Reply
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in make_records(50)), encoding="utf-8")
+    refuse = lambda req: (Reply(401, {"error": {"message": "invalid key"}}), "401")  # noqa: E731
+    with ScriptedChatServer(refuse, lifetime=120) as server:
+        assert prelabel_main(prelabel_args(server, pairs, tmp_path / "out.jsonl", "--ray", "--ray-shard-size", "25")) == 2
+    err = capsys.readouterr().err
+    assert "401" in err and "rerun the same command" in err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_a_job_killed_midway_resumes_from_its_shards_without_recomputing_them(tmp_path, local_ray):
     pairs = make_synthetic_pairs(4000, seed=2)
     work = tmp_path / "work"

@@ -188,7 +188,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RayJobFailed) as exc:
         return _fail(str(exc))
     finally:
         if cache is not None:
@@ -229,14 +229,13 @@ def _prelabel_ray(
     except (JudgeFatalError, OSError, ValueError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        # A worker's JudgeFatalError reaches us wrapped in Ray's task errors.
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, JudgeFatalError):
-            cause = getattr(cause, "cause", None) or cause.__cause__
-        if cause is not None:
-            raise JudgeFatalError(str(cause).strip().splitlines()[-1]) from exc
-        raise RuntimeError(f"the Ray job failed ({type(exc).__name__}); the shards written under {work_dir} are kept: "
+        logger.error("the Ray job stopped: %s", exc)
+        raise RayJobFailed(f"the Ray job failed ({type(exc).__name__}); the shards written under {work_dir} are kept: "
                            "rerun the same command to resume") from exc
+
+
+class RayJobFailed(RuntimeError):
+    """A Ray prelabel job stopped on an error no judge raised (a lost node, a full disk): its shards are kept."""
 
 
 def _one_api_judge(model: str, config: JudgeConfig, template: Any) -> Any:
