@@ -194,7 +194,44 @@ def select_step(
         )
     else:
         reward_gap = reward_model.reward_gap(pairs)
+    step = step_from_gaps(pairs, reward_gap, train_weight, iteration=iteration, budget=budget, loop_config=loop_config,
+                          curve_config=curve_config, selection_config=selection_config, remaining=remaining)
+    step.seconds = time.perf_counter() - started
+    return step
+
+
+def step_from_gaps(
+    pairs: PreferencePairs,
+    reward_gap: np.ndarray,
+    train_weight: np.ndarray,
+    *,
+    iteration: int,
+    budget: int,
+    loop_config: LoopConfig | None = None,
+    curve_config: CurveConfig | None = None,
+    selection_config: SelectionConfig | None = None,
+    remaining: int | None = None,
+) -> StepResult:
+    """The part of :func:`select_step` after the reward model: curve, regions, signals, queue, flips, labels.
+
+    Shared with the Ray path (:mod:`rlthf_selector.ray_jobs`), which computes the same gaps as sharded jobs.
+
+    Parameters
+    ----------
+    pairs : PreferencePairs
+    reward_gap : ndarray of float, shape (n,)
+        r(A) - r(B) per pair (out-of-fold where the step asks for it).
+    train_weight : ndarray of float64, shape (n,)
+        From :func:`training_set`; recorded in the step.
+    iteration, budget, loop_config, curve_config, selection_config, remaining
+        As in :func:`select_step`.
+    """
+    loop_config = loop_config or LoopConfig()
+    selection_config = selection_config or SelectionConfig()
+    alpha, beta = loop_config.alpha_at(iteration), loop_config.beta_at(iteration)
     reward_gap = np.asarray(reward_gap, dtype=np.float64)
+    if reward_gap.shape != (len(pairs),):
+        raise ValueError(f"reward_gap must have shape ({len(pairs)},), got {reward_gap.shape}")
 
     rm_label = np.where(reward_gap >= 0, 1, -1).astype(np.int8)
     current = np.where(pairs.human_label != 0, pairs.human_label, pairs.ai_label)
@@ -216,7 +253,6 @@ def select_step(
     )
     apply_selection(step, plan(pairs, oriented_gap, region, signals=signals, budget=budget, remaining=remaining,
                                selection_config=selection_config), pairs)
-    step.seconds = time.perf_counter() - started
     return step
 
 

@@ -349,3 +349,57 @@ class TRLRewardModel(RewardModel):
         self._model = model.to(self._device()).eval()
         self.train_log_ = dict(state.get("train_log", {}))
         return self
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: one fit, on one device or data-parallel under `accelerate launch`
+# ----------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Fit a TRL reward model on a labelled canonical JSONL and save its state (and optionally each pair's gap).
+
+    Runs as ``python -m rlthf_selector.trl_reward_model`` on one device, or as
+    ``accelerate launch --config_file docs/accelerate.yaml -m rlthf_selector.trl_reward_model`` with one process
+    per GPU: RewardTrainer reads the launcher's environment and trains data-parallel; the main process alone
+    scores and writes. Training labels are each pair's human label (weight alpha of the first iteration), else
+    its AI label (weight 1), as the loop's first step trains.
+    """
+    import argparse
+    import json
+    import os
+    from pathlib import Path
+
+    from rlthf_selector.config import LoopConfig, add_config_arguments, config_from_args
+    from rlthf_selector.io import load_jsonl
+    from rlthf_selector.loop import training_set
+    from rlthf_selector.reward_model import save_state
+
+    parser = argparse.ArgumentParser(prog="python -m rlthf_selector.trl_reward_model", description=main.__doc__.splitlines()[0])
+    parser.add_argument("--pairs", required=True, help="canonical JSONL with ai_label and/or human_label")
+    parser.add_argument("--out", required=True, help="reward-model state (.npz), written by the main process")
+    parser.add_argument("--gaps-out", help="also write each pair's reward gap r(A) - r(B) as JSONL (id, reward_gap)")
+    add_config_arguments(parser, TRLRewardConfig)
+    args = parser.parse_args(argv)
+    pairs, _ = load_jsonl(args.pairs)
+    labels, weights = training_set(pairs.ai_label, pairs.human_label, alpha=LoopConfig().alpha_at(0))
+    trained = np.flatnonzero(labels != 0)
+    if trained.shape[0] == 0:
+        parser.error(f"{args.pairs}: no pair has an ai_label or a human_label to train on")
+    model = TRLRewardModel(config_from_args(TRLRewardConfig, args))
+    model.fit(pairs.subset(trained), labels[trained], sample_weight=weights[trained])
+    if int(os.environ.get("RANK", "0")) != 0:  # the other data-parallel processes are done once training is
+        return 0
+    save_state(model.state_dict(), args.out)
+    if args.gaps_out:
+        gaps = model.reward_gap(pairs)
+        Path(args.gaps_out).write_text(
+            "".join(json.dumps({"id": str(i), "reward_gap": float(g)}) + "\n" for i, g in zip(pairs.ids, gaps)),
+            encoding="utf-8",
+        )
+    print(json.dumps({"state": args.out, **model.train_log_}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

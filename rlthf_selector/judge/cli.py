@@ -83,7 +83,20 @@ def add_prelabel_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--show-prompt", action="store_true", help="print the judging prompt (after --template) and exit")
     run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    run.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="judge as Ray Data jobs over Parquet shards (resumable shard by shard): alone, a Ray on this machine "
+        "(or the cluster RAY_ADDRESS names); with an address, that cluster. Needs pip install 'rlthf[ray]'",
+    )
     add_config_arguments(parser, JudgeConfig)
+    from rlthf_selector.ray_jobs import RayConfig, VLLMJudgeConfig
+
+    add_config_arguments(parser, RayConfig, prefix="ray_")
+    add_config_arguments(parser, VLLMJudgeConfig, prefix="vllm_")
 
 
 def add_prelabel_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -119,8 +132,10 @@ def run_prelabel(args: argparse.Namespace) -> int:
         return 0
     if not args.pairs or not args.out:
         return _fail("--pairs and --out are required")
-    if not (args.model or args.local_model or args.ai_labels_from):
-        return _fail("nothing to label with: give --model, --local-model or --ai-labels-from")
+    if not (args.model or args.local_model or args.ai_labels_from or args.vllm_model):
+        return _fail("nothing to label with: give --model, --local-model, --vllm-model or --ai-labels-from")
+    if args.vllm_model and args.ray is None:
+        return _fail("--vllm-model runs vLLM engines through Ray: add --ray (this machine) or --ray ADDRESS")
     if config.concurrency < 1:
         return _fail(f"--concurrency must be at least 1, got {config.concurrency}")
 
@@ -140,9 +155,9 @@ def run_prelabel(args: argparse.Namespace) -> int:
     judges: list[Any] = []
     cache = None
     try:
-        if args.model:
+        if args.model and args.ray is None:
             judges.extend(_api_judges(args.model, config, template))
-        for model_dir in args.local_model:
+        for model_dir in args.local_model if args.ray is None else ():
             from rlthf_selector.judge.local_judge import LocalJudge
 
             judges.append(
@@ -154,14 +169,17 @@ def run_prelabel(args: argparse.Namespace) -> int:
             if cache.n_loaded:
                 logger.info("resuming: %d answers already in %s", cache.n_loaded, cache_path)
         progress = sys.stderr.isatty() if args.progress is None else args.progress
-        out_records, summary = prelabel(
-            records,
-            judges=judges,
-            label_sets=label_sets,
-            cache=cache,
-            concurrency=config.concurrency,
-            progress=progress,
-        )
+        if args.ray is not None:
+            out_records, summary = _prelabel_ray(args, config, template, records, label_sets)
+        else:
+            out_records, summary = prelabel(
+                records,
+                judges=judges,
+                label_sets=label_sets,
+                cache=cache,
+                concurrency=config.concurrency,
+                progress=progress,
+            )
     except JudgeFatalError as exc:
         return _fail(f"{exc}\nAnswers received so far are cached; fix the problem and rerun the same command.")
     except KeyboardInterrupt:
@@ -170,7 +188,7 @@ def run_prelabel(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RayJobFailed) as exc:
         return _fail(str(exc))
     finally:
         if cache is not None:
@@ -188,6 +206,50 @@ def run_prelabel(args: argparse.Namespace) -> int:
         summary = {**summary, "input": load_report.to_dict()}
         Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _prelabel_ray(
+    args: argparse.Namespace, config: JudgeConfig, template: Any, records: list[dict[str, Any]], label_sets: list[Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The judges as Ray Data jobs (:func:`rlthf_selector.ray_jobs.prelabel_ray`): every worker builds its own."""
+    import functools
+
+    from rlthf_selector.judge.base import JudgeFatalError
+    from rlthf_selector.ray_jobs import RayConfig, VLLMJudgeConfig, prelabel_ray, ray_session
+
+    ray_config: RayConfig = config_from_args(RayConfig, args, prefix="ray_")
+    vllm_config: VLLMJudgeConfig = config_from_args(VLLMJudgeConfig, args, prefix="vllm_")
+    factories: list[Any] = [functools.partial(_one_api_judge, model, config, template) for model in args.model]
+    factories += [functools.partial(_one_local_judge, model_dir, config, template) for model_dir in args.local_model]
+    work_dir = ray_config.work_dir or str(args.out) + ".ray-work"
+    try:
+        with ray_session(args.ray, num_cpus=ray_config.num_cpus):
+            return prelabel_ray(
+                records, judge_factories=factories, label_sets=label_sets, work_dir=work_dir,
+                shard_size=ray_config.shard_size, use_cache=not args.no_cache, concurrency=config.concurrency,
+                shard_concurrency=ray_config.shard_concurrency,
+                vllm=vllm_config if vllm_config.model else None, template=template,
+            )
+    except (JudgeFatalError, OSError, ValueError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        logger.error("the Ray job stopped: %s", exc)
+        raise RayJobFailed(f"the Ray job failed ({type(exc).__name__}); the shards written under {work_dir} are kept: "
+                           "rerun the same command to resume") from exc
+
+
+class RayJobFailed(RuntimeError):
+    """A Ray prelabel job stopped on an error no judge raised (a lost node, a full disk): its shards are kept."""
+
+
+def _one_api_judge(model: str, config: JudgeConfig, template: Any) -> Any:
+    return _api_judges([model], config, template)[0]
+
+
+def _one_local_judge(model_dir: str, config: JudgeConfig, template: Any) -> Any:
+    from rlthf_selector.judge.local_judge import LocalJudge
+
+    return LocalJudge(model_dir, template=template, device=config.device, max_length=config.local_max_length)
 
 
 def _api_judges(models: Sequence[str], config: JudgeConfig, template: Any) -> list[Any]:

@@ -170,10 +170,11 @@ def judge_pairs(
         bar.close()
     executor.shutdown(wait=True)
     stats.seconds = time.perf_counter() - started
-    return _to_judge_labels(judge.name, answers, n), stats
+    return judge_labels_from_answers(judge.name, answers, n), stats
 
 
-def _to_judge_labels(name: str, answers: Mapping[tuple[int, str], OrderVerdict], n: int) -> JudgeLabels:
+def judge_labels_from_answers(name: str, answers: Mapping[tuple[int, str], OrderVerdict], n: int) -> JudgeLabels:
+    """One judge's labels from its answers ``{(pair position, "ab"/"ba"): OrderVerdict}`` over n pairs."""
     labels = {o: np.zeros(n, dtype=np.int8) for o in ORDERS}
     p_a = {o: np.full(n, np.nan) for o in ORDERS}
     for (i, order), v in answers.items():
@@ -265,6 +266,30 @@ def prelabel(
         all_labels.append(labels)
         run_stats.append(stats)
     all_labels.extend(label_sets)
+    return merge_judge_labels(records, all_labels, run_stats, seconds=time.perf_counter() - started)
+
+
+def merge_judge_labels(
+    records: Sequence[Mapping[str, Any]],
+    judge_labels: list[JudgeLabels],
+    run_stats: Sequence[JudgeRunStats],
+    *,
+    seconds: float,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Output records and summary from every judge's labels over ``records`` (the tail of :func:`prelabel`,
+    shared with the Ray path, :mod:`rlthf_selector.ray_jobs`, so both write the same evidence).
+
+    Parameters
+    ----------
+    records : sequence of dict, length n
+    judge_labels : list of JudgeLabels, each of length n
+        Live judges first, then label files; renamed in place where two share a name.
+    run_stats : sequence of JudgeRunStats
+    seconds : float
+        Wall time of the run, for the summary.
+    """
+    ids = [str(r["id"]) for r in records]
+    all_labels = judge_labels
     _dedupe_names(all_labels)
     evidence = combine_judges(all_labels)
 
@@ -280,7 +305,7 @@ def prelabel(
         row = dict(record)
         row.update(evidence.record(i))
         out.append(row)
-    summary = summarize(evidence, all_labels, run_stats, ids=ids, seconds=time.perf_counter() - started)
+    summary = summarize(evidence, all_labels, run_stats, ids=ids, seconds=seconds)
     return out, summary
 
 
