@@ -271,7 +271,7 @@ class Simulation:
             raise ValueError(f"{int((pairs.gold_label == 0).sum())} pairs have no gold label: a simulation needs gold")
         started = time.perf_counter()
         log(f"featurising {len(pairs)} pairs with {self.featurizer.name} ...")
-        self._shared_model.features(pairs)  # encode every text once, up front
+        self._shared_model.feature_rows(pairs)  # encode every text once, up front
         results: list[dict[str, Any]] = []
         diagnostics: list[dict[str, Any]] = []
         signal: list[dict[str, Any]] = []
