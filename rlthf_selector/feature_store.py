@@ -26,6 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rlthf_selector.config import FeaturizerConfig
 from rlthf_selector.embedding_cache import _save_atomic, text_key
 
 _KEYS_SUFFIX = ".keys.npy"
@@ -211,11 +212,21 @@ class FeatureStore:
         segment = np.searchsorted(starts, positions, side="right") - 1
         if segment.min() < 0 or positions.max() >= starts[-1]:
             raise IndexError(f"feature store positions out of range [0, {starts[-1]})")
+        first, last = int(segment.min()), int(segment.max())
+        if first == last:  # the common case (a chunk of sorted positions): no masks
+            out[:] = self._segments[first][positions - starts[first]]
+            _release(self._mappings[first])
+            return out
         for s in np.unique(segment):
             at = segment == s
             out[at] = self._segments[s][positions[at] - starts[s]]
             _release(self._mappings[s])
         return out
+
+
+def store_for(featurizer, config: FeaturizerConfig) -> FeatureStore:
+    """The store ``config`` names (``store_dir``, ``store_dtype``) for ``featurizer``'s rows."""
+    return FeatureStore(config.store_dir or None, featurizer.name, dtype=config.store_dtype)
 
 
 class FeatureRows:
@@ -274,4 +285,4 @@ class FeatureRows:
             yield start, stop, self.gather(slice(start, stop))
 
 
-__all__ = ["CHUNK_PAIRS", "FeatureRows", "FeatureStore", "STORE_DTYPES", "pair_key"]
+__all__ = ["CHUNK_PAIRS", "FeatureRows", "FeatureStore", "STORE_DTYPES", "pair_key", "store_for"]

@@ -96,3 +96,12 @@ def test_a_step_on_a_chunked_disk_store_equals_the_in_memory_step(tmp_path, monk
     np.testing.assert_allclose(in_memory.reward_gap, arrays, rtol=0, atol=1e-6)
     head = BradleyTerryHead().fit(x, train_label)
     np.testing.assert_allclose(on_disk_model.head.reward_gap(x), head.reward_gap(x), rtol=0, atol=1e-6)
+
+
+def test_the_featurizer_config_names_the_store(tmp_path):
+    featurizer = HashingFeaturizer(FeaturizerConfig(n_features=8))
+    assert feature_store.store_for(featurizer, FeaturizerConfig()).path is None  # default: in memory
+    store = feature_store.store_for(featurizer, FeaturizerConfig(store_dir=str(tmp_path), store_dtype="float16"))
+    model = FeatureRewardModel(featurizer, store=store)
+    model.features(make_synthetic_pairs(20, seed=4))
+    assert store.path.parent == tmp_path and store.dtype == np.float16 and len(store) == 20
