@@ -21,6 +21,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """The main job on shipped data: a PandaLM slice with GPT-3.5 as the AI judge and the human majority answering
     (``--synthetic``: generated pairs, a biased AI judge, a simulated human)."""
     from rlthf_selector.export import write_trl
+    from rlthf_selector.feature_store import store_for
     from rlthf_selector.features import make_featurizer
     from rlthf_selector.loop import RLTHF, GoldAnnotator, IterationRecord
     from rlthf_selector.report import iteration_table, write_report
@@ -46,7 +47,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"rlthf demo: loading the shipped PandaLM slice: {notes[0]}")
     ai_accuracy = float((pairs.ai_label == pairs.gold_label).mean())
     print(f"rlthf demo: {len(pairs)} {source}; AI judge accuracy {100 * ai_accuracy:.1f}% ({judge})")
-    reward_model = FeatureRewardModel(make_featurizer(configs["featurizer_config"]), configs["rm_config"])
+    featurizer = make_featurizer(configs["featurizer_config"])
+    reward_model = FeatureRewardModel(featurizer, configs["rm_config"],
+                                      store=store_for(featurizer, configs["featurizer_config"]))
 
     def show(record: IterationRecord) -> None:
         acc = "—" if record.pool_accuracy is None else f"{100 * record.pool_accuracy:.1f}%"

@@ -171,6 +171,16 @@ class FeaturizerConfig:
     batch_size: int = _f(64, "Texts per encoder batch.")
     device: str = _f("", "Device of the sentence encoder ('cpu', 'cuda'); empty = sentence-transformers' choice.")
     progress: bool = _f(True, "Show a progress bar while encoding many texts.")
+    store_dir: str = _f(
+        "",
+        "Feature store directory: empty = each pair's features held in memory; a path keeps them on disk, "
+        "memory-mapped and read in chunks, so large pools train in bounded memory (and a restart reuses them).",
+    )
+    store_dtype: str = _f(
+        "float32",
+        "How the feature store keeps features: 'float32' (exact) or 'float16' (half the disk; rounds each value).",
+        choices=("float32", "float16"),
+    )
 
 
 @dataclass

@@ -96,7 +96,7 @@ def out_of_fold_reward_gap(
         raise ValueError(f"labels must have shape ({len(pairs)},), got {labels.shape}")
     if isinstance(model, FeatureRewardModel):
         # Featurise the pool once and cross-fit on arrays: no per-fold subsetting of texts.
-        return out_of_fold_gap_features(model.config, model.features(pairs), labels,
+        return out_of_fold_gap_features(model.config, model.feature_rows(pairs), labels,
                                         sample_weight=sample_weight, n_folds=n_folds, seed=seed)
     w = _weights_or_ones(sample_weight, len(pairs))
 
@@ -121,7 +121,8 @@ def out_of_fold_gap_features(
     Parameters
     ----------
     head_config : BradleyTerryConfig or None
-    features : ndarray, shape (n, 2, d)
+    features : ndarray or FeatureRows, shape (n, 2, d)
+        Folds are index views of it: no fold copies the features.
     labels : ndarray, shape (n,)
         +1 / -1 / 0 as in :func:`out_of_fold_reward_gap`.
 
@@ -136,7 +137,7 @@ def out_of_fold_gap_features(
     w = _weights_or_ones(sample_weight, x.shape[0])
 
     def fit_and_score(train: np.ndarray, score: np.ndarray) -> np.ndarray:
-        head = BradleyTerryHead(head_config).fit(x[train], labels[train], sample_weight=w[train])
-        return head.reward_gap(x[score])
+        head = BradleyTerryHead(head_config).fit(x.take(train), labels[train], sample_weight=w[train])
+        return head.reward_gap(x.take(score))
 
     return _cross_fit(labels, n_folds, seed, fit_and_score)

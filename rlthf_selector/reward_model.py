@@ -23,11 +23,12 @@ import zipfile
 from abc import ABC, abstractmethod
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from rlthf_selector.config import BradleyTerryConfig
+from rlthf_selector.feature_store import CHUNK_PAIRS, FeatureRows, FeatureStore
 from rlthf_selector.pairs import PreferencePairs
 
 _STATE_FORMAT = "rlthf-bradley-terry/1"
@@ -77,15 +78,17 @@ def check_labels_and_weights(
     return y.astype(np.float64), w
 
 
-def check_features(features: Any, *, dim: int | None = None) -> np.ndarray:
-    """``features`` as an array of shape (n, 2, d), finite, with ``d == dim`` when given; ValueError otherwise."""
-    x = np.asarray(features)
-    if x.ndim != 3 or x.shape[1] != 2:
-        raise ValueError(f"features must have shape (n, 2, d), got {x.shape}")
+def check_features(features: Any, *, dim: int | None = None) -> FeatureRows:
+    """Per-side features as a lazy :class:`FeatureRows` view (an array is wrapped, not copied)."""
+    if isinstance(features, FeatureRows):
+        x = features  # a store's rows were checked finite when stored
+    else:
+        x = FeatureRows(np.asarray(features))
+        for _, _, block in x.chunks():  # chunk by chunk: no full-size boolean temporary
+            if not np.isfinite(block).all():
+                raise ValueError("features contain NaN or infinite values")
     if dim is not None and x.shape[2] != dim:
         raise ValueError(f"features have d = {x.shape[2]}, the model was fitted on d = {dim}")
-    if not np.isfinite(x).all():
-        raise ValueError("features contain NaN or infinite values")
     return x
 
 
@@ -152,7 +155,7 @@ class BradleyTerryHead:
 
         Parameters
         ----------
-        features : ndarray, shape (n, 2, d)
+        features : ndarray or FeatureRows, shape (n, 2, d)
             Per-side features (``[:, 0]`` = A, ``[:, 1]`` = B).
         labels : ndarray, shape (n,)
             +1 (A preferred) or -1 (B preferred). 0 raises ValueError.
@@ -172,14 +175,16 @@ class BradleyTerryHead:
             self._fit_mlp(x, y, w)
         return self
 
-    def _fit_standardiser(self, x: np.ndarray, w: np.ndarray, *, chunk: int = 16384) -> None:
+    def _fit_standardiser(self, rows: FeatureRows, w: np.ndarray, *, chunk: int = 16384) -> None:
         # Both sides, weighted by their pair's weight; one affine map for A and B keeps the gap antisymmetric.
         # Two passes over float32 chunks with float64 sums: fast and without E[x^2] - E[x]^2 cancellation.
-        n, _, d = x.shape
+        n, _, d = rows.shape
         if n > _STANDARDISER_SAMPLE:
             # Means and scales of a fixed random subsample are as good for conditioning, at a fraction of the cost.
             keep = np.sort(np.random.default_rng(self.config.seed).choice(n, _STANDARDISER_SAMPLE, replace=False))
-            x, w, n = x[keep], w[keep], _STANDARDISER_SAMPLE
+            x, w, n = rows.gather(keep), w[keep], _STANDARDISER_SAMPLE
+        else:
+            x = rows.gather()
         wn = (w / (2.0 * w.sum())).astype(np.float32)
         mean = np.zeros(d, dtype=np.float64)
         for start in range(0, n, chunk):
@@ -202,11 +207,14 @@ class BradleyTerryHead:
         out /= self.scale_.astype(np.float32)
         return out
 
-    def _fit_linear(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
+    def _fit_linear(self, rows: FeatureRows, y: np.ndarray, w: np.ndarray) -> None:
         from scipy.optimize import minimize
 
-        # The gap is linear in the side difference, so L-BFGS runs on (x_A - x_B) / scale only.
-        diff = np.subtract(x[:, 0], x[:, 1], dtype=np.float32)
+        # The gap is linear in the side difference, so L-BFGS runs on (x_A - x_B) / scale only: the one
+        # (n, d) array training holds, filled chunk by chunk from the features.
+        diff = np.empty((rows.shape[0], rows.shape[2]), dtype=np.float32)
+        for start, stop, block in rows.chunks():
+            np.subtract(block[:, 0], block[:, 1], out=diff[start:stop])
         diff /= self.scale_.astype(np.float32)
         yw = (y * w / w.sum()).astype(np.float64)
         wn = w / w.sum()
@@ -229,10 +237,11 @@ class BradleyTerryHead:
         self.params_ = {"w": result.x.astype(np.float64)}
         self.history_ = {"train_loss": [float(result.fun)], "n_iter": int(result.nit), "converged": bool(result.success)}
 
-    def _fit_mlp(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
+    def _fit_mlp(self, rows: FeatureRows, y: np.ndarray, w: np.ndarray) -> None:
         import torch
 
         cfg = self.config
+        x = rows.gather()  # mini-batches draw from every pair: the MLP holds the standardised features whole
         n, _, d = x.shape
         rng = np.random.default_rng(cfg.seed)
         n_val = int(round(cfg.validation_fraction * n)) if cfg.patience > 0 else 0
@@ -343,7 +352,7 @@ class BradleyTerryHead:
 
         Parameters
         ----------
-        features : ndarray, shape (n, 2, d)
+        features : ndarray or FeatureRows, shape (n, 2, d)
 
         Returns
         -------
@@ -351,9 +360,12 @@ class BradleyTerryHead:
             Positive = the model prefers A. Swapping the sides negates it exactly.
         """
         self._require_fitted()
-        x = check_features(features, dim=self.dim)
-        # Each side in its own call of identical shape: the same row lands in the same place either way.
-        return self.reward(x[:, 0]) - self.reward(x[:, 1])
+        rows = check_features(features, dim=self.dim)
+        gap = np.empty(rows.shape[0], dtype=np.float64)
+        for start, stop, x in rows.chunks():
+            # Each side in its own call of identical shape: the same row lands in the same place either way.
+            gap[start:stop] = self.reward(x[:, 0]) - self.reward(x[:, 1])
+        return gap
 
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -421,97 +433,63 @@ class RewardModel(ABC):
         """Restore a state from :meth:`state_dict`; returns self."""
 
 
-class _FeatureMemo:
-    """Per-pair features by pair id, so subsets of one pool are featurised once.
-
-    A pair whose texts changed under the same id is featurised again.
-    """
-
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[int, int]] = {}  # id -> (row, fingerprint)
-        self.store: np.ndarray | None = None
-        self.size = 0
-
-    def _append(self, block: np.ndarray) -> np.ndarray:
-        if self.store is None:
-            self.store = np.empty((max(1024, block.shape[0]),) + block.shape[1:], dtype=np.float32)
-        elif self.store.shape[1:] != block.shape[1:]:
-            raise ValueError(f"featuriser returned shape {block.shape[1:]}, earlier {self.store.shape[1:]}")
-        need = self.size + block.shape[0]
-        if need > self.store.shape[0]:
-            grown = np.empty((max(need, 2 * self.store.shape[0]),) + self.store.shape[1:], dtype=np.float32)
-            grown[: self.size] = self.store[: self.size]
-            self.store = grown
-        self.store[self.size : need] = block
-        rows = np.arange(self.size, need)
-        self.size = need
-        return rows
-
-    def features(self, pairs: PreferencePairs, featurize: Callable[[PreferencePairs], np.ndarray]) -> np.ndarray:
-        n = len(pairs)
-        pos = np.empty(n, dtype=np.int64)
-        missing, fingerprints = [], []
-        for i in range(n):
-            pid = pairs.ids[i]
-            fp = hash((pairs.prompt[i], pairs.response_a[i], pairs.response_b[i]))
-            hit = self.rows.get(pid)
-            if hit is not None and hit[1] == fp:
-                pos[i] = hit[0]
-            else:
-                missing.append(i)
-                fingerprints.append(fp)
-        if missing:
-            block = np.asarray(featurize(pairs.subset(np.asarray(missing))), dtype=np.float32)
-            if block.ndim != 3 or block.shape[:2] != (len(missing), 2):
-                raise ValueError(f"featuriser returned shape {block.shape} for {len(missing)} pairs; expected (n, 2, d)")
-            rows = self._append(block)
-            for i, row, fp in zip(missing, rows, fingerprints):
-                self.rows[pairs.ids[i]] = (int(row), fp)
-                pos[i] = row
-        if n == 0:
-            return np.zeros((0, 2, 0 if self.store is None else self.store.shape[2]), dtype=np.float32)
-        return self.store[pos]
-
-
 class FeatureRewardModel(RewardModel):
     """A featuriser plus a :class:`BradleyTerryHead`.
 
-    Features are memoised by pair id and shared with every :meth:`clone`, so repeated fits and scores on
-    subsets of one pool (iterations, cross-fitting folds) featurise each pair once.
+    Features live in a :class:`~rlthf_selector.feature_store.FeatureStore` shared with every :meth:`clone`, so
+    repeated fits and scores on subsets of one pool (iterations, cross-fitting folds) featurise each pair once.
+    Pairs missing from the store are featurised in chunks, each stored as it finishes.
 
     Parameters
     ----------
     featurizer : Featurizer
     config : BradleyTerryConfig, optional
+    store : FeatureStore, optional
+        Where the features live; default: a store in memory. One on disk bounds memory on large pools.
     """
 
-    def __init__(self, featurizer, config: BradleyTerryConfig | None = None, *, _memo: _FeatureMemo | None = None) -> None:
+    def __init__(self, featurizer, config: BradleyTerryConfig | None = None, *, store: FeatureStore | None = None) -> None:
         self.featurizer = featurizer
         self.config = config or BradleyTerryConfig()
         self.head = BradleyTerryHead(self.config)
-        self._memo = _memo if _memo is not None else _FeatureMemo()
+        if store is not None and store.featurizer_name != featurizer.name:
+            raise ValueError(f"the feature store holds featuriser {store.featurizer_name!r}'s rows, this model uses {featurizer.name!r}")
+        self.store = store if store is not None else FeatureStore(None, featurizer.name)
         kind = "linear" if self.config.hidden == 0 else f"mlp{self.config.hidden}"
         self.name = f"bt-{kind}[{featurizer.name}]"
 
     def __repr__(self) -> str:
         return f"FeatureRewardModel(name={self.name!r}, fitted={self.head.is_fitted})"
 
+    def feature_rows(self, pairs: PreferencePairs) -> FeatureRows:
+        """Per-side features of ``pairs`` as a lazy (n, 2, d) view of the store, featurising the pairs it lacks."""
+        keys = self.store.keys(pairs)
+        positions = self.store.locate(keys)
+        missing = np.flatnonzero(positions < 0)
+        for start in range(0, missing.shape[0], CHUNK_PAIRS):
+            idx = missing[start : start + CHUNK_PAIRS]
+            block = np.asarray(self.featurizer.transform(pairs.subset(idx)), dtype=np.float32)
+            if block.ndim != 3 or block.shape[:2] != (idx.shape[0], 2):
+                raise ValueError(f"featuriser returned shape {block.shape} for {idx.shape[0]} pairs; expected (n, 2, d)")
+            positions[idx] = self.store.put(keys[idx], block)
+        return FeatureRows(self.store, positions)
+
     def features(self, pairs: PreferencePairs) -> np.ndarray:
-        """Per-side features of ``pairs``, shape (n, 2, d) float32 (memoised by pair id)."""
-        return self._memo.features(pairs, self.featurizer.transform)
+        """Per-side features of ``pairs``, shape (n, 2, d) float32 (featurised once per pair, see :meth:`feature_rows`)."""
+        return self.feature_rows(pairs).gather()
 
     def fit(self, pairs: PreferencePairs, labels: np.ndarray, *, sample_weight: np.ndarray | None = None) -> "FeatureRewardModel":
         check_labels_and_weights(labels, len(pairs), sample_weight)  # fail before featurising
-        self.head = BradleyTerryHead(self.config).fit(self.features(pairs), labels, sample_weight=sample_weight)
+        self.head = BradleyTerryHead(self.config).fit(self.feature_rows(pairs), labels, sample_weight=sample_weight)
         return self
 
     def reward_gap(self, pairs: PreferencePairs) -> np.ndarray:
         if not self.head.is_fitted:
             raise RuntimeError("this FeatureRewardModel is not fitted; call fit() first")
-        return self.head.reward_gap(self.features(pairs))
+        return self.head.reward_gap(self.feature_rows(pairs))
 
     def clone(self) -> "FeatureRewardModel":
-        return FeatureRewardModel(self.featurizer, self.config, _memo=self._memo)
+        return FeatureRewardModel(self.featurizer, self.config, store=self.store)
 
     def state_dict(self) -> dict[str, Any]:
         return {"featurizer": self.featurizer.name, **self.head.state_dict()}

@@ -147,6 +147,7 @@ class Simulation:
                  loop_config: LoopConfig, curve_config: CurveConfig, selection_config: SelectionConfig,
                  heldout_fraction: float = 0.2, cleanlab_folds: int = 5) -> None:
         from rlthf_selector.features import make_featurizer
+        from rlthf_selector.feature_store import store_for
         from rlthf_selector.reward_model import FeatureRewardModel
 
         self.data = data
@@ -157,10 +158,10 @@ class Simulation:
         self.selection_config = selection_config
         self.heldout_fraction = heldout_fraction
         self.cleanlab_folds = cleanlab_folds
-        self._shared_model = FeatureRewardModel(self.featurizer, rm_config)
+        self._shared_model = FeatureRewardModel(self.featurizer, rm_config, store=store_for(self.featurizer, featurizer_config))
 
     def reward_model(self, seed: int):
-        """A fresh reward model sharing the featuriser's memo (nothing is encoded twice)."""
+        """A fresh reward model sharing the feature store (nothing is featurised twice)."""
         model = self._shared_model.clone()
         model.config = replace(self.rm_config, seed=seed)
         return model
@@ -197,7 +198,7 @@ class Simulation:
             raise ValueError(f"{int((pairs.gold_label == 0).sum())} pairs have no gold label: a simulation needs gold")
         started = time.perf_counter()
         log(f"featurising {len(pairs)} pairs with {self.featurizer.name} ...")
-        self._shared_model.features(pairs)  # encode every text once, up front
+        self._shared_model.feature_rows(pairs)  # encode every text once, up front
         results: list[dict[str, Any]] = []
         diagnostics: list[dict[str, Any]] = []
         signal: list[dict[str, Any]] = []

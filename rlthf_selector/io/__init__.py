@@ -7,7 +7,8 @@ naming the file and line (or row), unless ``on_error="skip"``.
 
 Supported sources
 -----------------
-- canonical JSONL (:func:`load_jsonl` / :func:`write_jsonl`, in ``io/jsonl.py``),
+- canonical JSONL (:func:`load_jsonl` / :func:`write_jsonl`, in ``io/jsonl.py``; :func:`iter_jsonl_chunks` streams a
+  large file in chunks, ``io/chunks.py``),
 - TRL preference data, plain or conversational, explicit or implicit prompt (:func:`load_trl`, ``io/trl.py``),
 - Anthropic HH-RLHF transcripts (:func:`load_hh_rlhf`, :func:`load_hh_rlhf_hub`, ``io/hh_rlhf.py``),
 - the PandaLM human-annotated test set with its GPT-3.5 and PandaLM-7B verdicts (:func:`load_pandalm`,
@@ -24,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Mapping
 
+from rlthf_selector.io.chunks import iter_jsonl_chunks
 from rlthf_selector.io.hh_rlhf import load_hh_rlhf, load_hh_rlhf_hub, split_hh_transcripts
 from rlthf_selector.io.jsonl import CANONICAL_FIELDS, load_jsonl, write_jsonl
 from rlthf_selector.io.pandalm import PANDALM_JUDGES, load_pandalm, parse_pandalm_verdict
@@ -37,6 +39,7 @@ __all__ = [
     "DataSkipWarning",
     "LoadReport",
     "PANDALM_JUDGES",
+    "iter_jsonl_chunks",
     "load_hh_rlhf",
     "load_hh_rlhf_hub",
     "load_jsonl",
