@@ -180,6 +180,17 @@ def scale_section(path: Path, output: dict) -> list[str]:
     lines = [f"### `{path.name}`", ""]
     if "command" in output:
         lines += [f"`{output['command']}`" + (f" on {output['machine']}" if "machine" in output else ""), ""]
+    if "seconds_by_n" in output and "peak_rss_mb_by_n" in output:  # bench_iteration.py: one row a pool size
+        ratio = output.get("time_ratio", {})
+        lines += [f"One iteration, {output.get('featurizer', '?')} features (d = {output.get('feature_dim', '?')}), "
+                  f"median of the runs; each size in a fresh process:", "",
+                  "| pairs | seconds | peak RSS MB | time against the size before |", "| --- | --- | --- | --- |"]
+        sizes = sorted(output["seconds_by_n"], key=int)
+        for before, n in zip([None, *sizes], sizes):
+            step = ratio.get(f"{before}->{n}") if before else None
+            lines.append(f"| {int(n):,} | {output['seconds_by_n'][n]} | {output['peak_rss_mb_by_n'].get(n, '—')} | "
+                         f"{'—' if step is None else f'{step}x'} |")
+        return lines + [""]
     body = {k: v for k, v in output.items() if k not in ("command", "machine")}
     lines += ["```json", json.dumps(body, indent=None, sort_keys=True), "```", ""]
     return lines
