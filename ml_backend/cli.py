@@ -462,9 +462,10 @@ def fetch_pool(client: Any, project_id: int, *, backend_url: str = "", basic_aut
                basic_auth_pass: str = "", http: Any = None) -> dict[str, Any] | None:
     """A large project's pool from its backend (``GET /pool/<id>/pairs``), or None for a project without one.
 
-    The backend is ``backend_url``, else the one connected to the project in Label Studio. An unreachable backend
-    stops the export when its URL was given; a connected one that cannot be reached from here (a docker service
-    name) is reported on stderr and the export goes on with Label Studio's tasks alone.
+    The backend is ``backend_url``, else the one connected to the project in Label Studio. A backend that does not
+    answer, or answers an error other than 404 (no pool), stops the export when its URL was given; the connected one
+    (perhaps a docker service name, or asking for a login not given) is named on stderr and the export goes on with
+    Label Studio's tasks alone, as for a project without a pool.
 
     Raises
     ------
@@ -482,21 +483,23 @@ def fetch_pool(client: Any, project_id: int, *, backend_url: str = "", basic_aut
     if http is None:
         http = httpx.Client(base_url=url, timeout=300.0,
                             auth=(basic_auth_user, basic_auth_pass) if basic_auth_user else None)
+    problem = ""
     try:
         response = http.get(f"/pool/{int(project_id)}/pairs")
     except httpx.HTTPError as exc:
-        if backend_url:
-            raise SetupError(f"the backend at {url} does not answer ({type(exc).__name__}: {exc}); a large "
-                             f"project's pairs are in its pool") from None
-        print(f"rlthf export: the project's backend {url} cannot be reached from here ({type(exc).__name__}), so "
-              f"a pool of pairs it may hold is not exported; pass --backend-url with an address that reaches it",
-              file=sys.stderr)
-        return None
-    if response.status_code == 404:
-        return None
-    if response.status_code != 200:
-        raise SetupError(f"the backend at {url} answered HTTP {response.status_code} for the pool: {response.text[:300]}")
-    return response.json()
+        problem = f"does not answer ({type(exc).__name__}: {exc})"
+    else:
+        if response.status_code == 404:
+            return None
+        if response.status_code == 200:
+            return response.json()
+        problem = f"answered HTTP {response.status_code} for the pool: {response.text[:300]}"
+    if backend_url:
+        raise SetupError(f"the backend at {url} {problem}; a large project's pairs are in its pool")
+    print(f"rlthf export: the project's backend {url} {problem}, so a pool of pairs it may hold is not exported; "
+          f"pass --backend-url with an address that reaches it (and --basic-auth-user with $BASIC_AUTH_PASS when it "
+          f"asks for a login)", file=sys.stderr)
+    return None
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -180,3 +180,21 @@ def test_the_pool_route_names_a_bad_pair_and_stores_nothing(tmp_path):
     assert client.post("/pool/7", json={"pairs": [good]}).get_json()["added"] == 1
     assert client.post("/pool/7", json={"pairs": [good]}).get_json() == {"project": 7, "added": 0, "already_there": 1,
                                                                         "pairs": 1}
+
+
+def test_export_asks_the_connected_backend_for_the_pool_and_says_when_it_cannot(tmp_path, capsys):
+    from ml_backend.cli import SetupError, fetch_pool
+
+    fake = InMemoryLabelStudio()
+    pid = fake.add_project(PAIRWISE, [])
+    assert fetch_pool(fake, pid) is None  # no backend connected: Label Studio's tasks are the project
+    fake.connect_ml_backend(pid, "http://backend")
+    no_pool = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(404, json={"error": "x"})),
+                           base_url="http://backend")
+    assert fetch_pool(fake, pid, http=no_pool) is None and capsys.readouterr().err == ""
+    login = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(401, json={"error": "login"})),
+                         base_url="http://backend")
+    assert fetch_pool(fake, pid, http=login) is None
+    assert "backend http://backend answered HTTP 401" in capsys.readouterr().err
+    with pytest.raises(SetupError, match="the backend at http://given answered HTTP 401"):
+        fetch_pool(fake, pid, backend_url="http://given", http=login)
