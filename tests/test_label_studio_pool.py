@@ -107,6 +107,10 @@ def test_a_large_pool_stays_in_the_backend_and_label_studio_holds_the_batches(tm
     assert {p["task"] for p in fake.predictions if p["model_version"] == "rlthf-1"} == set(fake.task_ids(pid))
     assert http.get(f"/pool/{pid}").json() == {"project": pid, "pairs": N_POOL, "iteration": 1,
                                                "model_version": "rlthf-1", "in_label_studio": BATCH}
+    # Label Studio's webhook for the tasks the backend imported starts no new training: nothing changed but the ids.
+    r = app.test_client().post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": pid}})
+    assert r.get_json()["status"] == "queued" and backend.worker.run_due() == [pid]
+    assert backend.worker.last_results[pid]["status"] == "unchanged"
 
     # Setup again (a rerun, a restart): the pool adds nothing and Label Studio gets no duplicate.
     again = setup_project(fake, pairs, backend_url="http://backend", backend_check=False, pool_threshold=N_POOL // 5,
