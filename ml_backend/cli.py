@@ -244,8 +244,8 @@ def setup_project(
         existing = set()
         if not created:
             existing = {str((t.get("data") or {}).get("pair_id")) for t in client.list_tasks(pid)}
-        every = task_records(pairs, control=control, model_version=model_version)
-        records = [t for t in every if t["data"]["pair_id"] not in existing]
+        all_tasks = task_records(pairs, control=control, model_version=model_version)
+        records = [t for t in all_tasks if t["data"]["pair_id"] not in existing]
         pool = None
         if pool_threshold is None:
             pool_threshold = BackendConfig.from_env().pool_threshold
@@ -255,7 +255,7 @@ def setup_project(
 
                 backend_http = httpx.Client(base_url=backend_url, timeout=120.0,
                                             auth=(basic_auth_user, basic_auth_pass) if basic_auth_user else None)
-            pool = send_pool(backend_http, pid, [t["data"] for t in every], backend_url=backend_url)
+            pool = send_pool(backend_http, pid, [t["data"] for t in all_tasks], backend_url=backend_url)
             records = []  # Label Studio gets the batches from the backend's trainings
         for start in range(0, len(records), 1000):
             imported_ids.extend(client.import_tasks(pid, records[start : start + 1000]))
