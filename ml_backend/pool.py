@@ -76,8 +76,24 @@ def check_pool_records(records: Any) -> list[dict[str, Any]]:
     return [dict(d, pair_id=str(d["pair_id"])) for d in records]
 
 
-def add_to_pool(project_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def add_to_pool(project_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], *,
+                known_ids: dict[str, tuple[Any, set[str]]] | None = None) -> dict[str, int]:
     """Append the records whose ``pair_id`` the pool does not hold yet (an upload can be repeated or resumed).
+
+    Parameters
+    ----------
+    known_ids : dict, optional
+        The caller's cache of each pool's pair ids, by file, with the file's (mtime, size) when they were read: an
+        upload in many chunks then reads the pool once, not once a chunk. Another process's append changes the
+        stamp, and the ids are read again.
 
     Returns
     -------
@@ -85,15 +101,20 @@ def add_to_pool(project_dir: str | os.PathLike, records: Sequence[Mapping[str, A
         ``added``, ``already_there`` and ``pairs`` (the pool's size now).
     """
     pdir = Path(project_dir)
+    path = pool_path(pdir)
     with _locked(pdir):
-        known = set(pool_pair_ids(pdir))
+        cached = (known_ids or {}).get(str(path))
+        known = cached[1] if cached is not None and cached[0] == _stamp(path) else set(pool_pair_ids(pdir))
         new = [r for r in records if str(r["pair_id"]) not in known]
         if new:
-            with open(pool_path(pdir), "a", encoding="utf-8") as fh:
+            with open(path, "a", encoding="utf-8") as fh:
                 fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new))
                 fh.flush()
                 os.fsync(fh.fileno())
-        return {"added": len(new), "already_there": len(records) - len(new), "pairs": len(known) + len(new)}
+            known.update(str(r["pair_id"]) for r in new)
+        if known_ids is not None:
+            known_ids[str(path)] = (_stamp(path), known)
+        return {"added": len(new), "already_there": len(records) - len(new), "pairs": len(known)}
 
 
 def read_pool(project_dir: str | os.PathLike) -> list[dict[str, Any]]:

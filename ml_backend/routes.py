@@ -280,7 +280,8 @@ def pool_upload(project_id: int) -> Response:
         records = check_pool_records(body_json().get("pairs"))
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
-    counts = add_to_pool(backend().store.project_dir(project_id), records)
+    shared = backend()
+    counts = add_to_pool(shared.store.project_dir(project_id), records, known_ids=shared.pool_ids)
     log.info("pool of project %d: %d pairs added, %d already there, %d in all", project_id, counts["added"],
              counts["already_there"], counts["pairs"])
     return jsonify(project=project_id, **counts)
