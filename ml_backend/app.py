@@ -54,6 +54,8 @@ class Backend:
         self.started = time.time()
         self.requests: dict[str, int] = {}
         self.client_errors: dict[str, int] = {}
+        # Each large project's pool pair ids, so a chunked upload reads the pool once (ml_backend.pool.add_to_pool).
+        self.pool_ids: dict = {}
         #: The parsed label config of an XML string (``/predict`` parses the same few configs again and again).
         self.control = lru_cache(maxsize=64)(parse_label_config)
         self._has_credentials = client_factory is not None or bool(config.label_studio_url and config.label_studio_api_key)

@@ -76,6 +76,40 @@ class InMemoryLabelStudio:
             time.sleep(self.delay_s)
         return out
 
+    def import_tasks(self, pid: int, tasks: list[dict[str, Any]]) -> list[int]:
+        """New tasks from ``{"data", "predictions"}`` records; their ids in order."""
+        self._check("import_tasks", len(tasks))
+        ids = []
+        with self.lock:
+            for record in tasks:
+                tid = next(self._ids)
+                self.tasks[tid] = {"id": tid, "project": pid, "data": dict(record["data"]), "annotations": []}
+                self.predictions.extend({**p, "task": tid} for p in copy.deepcopy(record.get("predictions") or []))
+                ids.append(tid)
+        return ids
+
+    def find_project(self, title: str) -> dict[str, Any] | None:
+        self._check("find_project", title)
+        found = [p for p in self.projects.values() if p.get("title") == title]
+        return copy.deepcopy(found[0]) if found else None
+
+    def create_project(self, title: str, label_config: str, **fields: Any) -> dict[str, Any]:
+        self._check("create_project", title)
+        pid = self.add_project(label_config, [])
+        self.projects[pid].update(title=title, **fields)
+        return copy.deepcopy(self.projects[pid])
+
+    def connect_ml_backend(self, pid: int, url: str, **kw: Any) -> dict[str, Any]:
+        """Records the connection; unlike Label Studio, calls no ``/setup`` (the tests do)."""
+        self._check("connect_ml_backend", url)
+        self.projects[pid]["ml_backend_url"] = url
+        return {"id": pid, "url": url}
+
+    def list_ml_backends(self, pid: int) -> list[dict[str, Any]]:
+        self._check("list_ml_backends", pid)
+        url = self.projects[pid].get("ml_backend_url")
+        return [{"id": pid, "url": url}] if url else []
+
     def import_predictions(self, pid: int, predictions: list[dict[str, Any]]) -> int:
         self._check("import_predictions", len(predictions))
         with self.lock:

@@ -82,6 +82,20 @@ def openapi_spec() -> dict[str, Any]:
                     "and weights), the budget used and left, the head of the queue with the reason each pair is asked, "
                     "and the TRL export command. Task texts are escaped. Reloads every 30 s."),
                     "content": {"text/html": {"schema": {"type": "string"}}}}, **errors}}},
+            "/pool/{project_id}": {
+                "post": {
+                    "parameters": [{"name": "project_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "requestBody": json_body({"type": "object", "required": ["pairs"], "properties": {
+                        "pairs": {"type": "array", "items": _TASK["properties"]["data"]}}}),
+                    "responses": {"200": ok("a chunk of a large project's pool, idempotent by pair_id: "
+                                            "{added, already_there, pairs}"), **errors}},
+                "get": {
+                    "parameters": [{"name": "project_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "responses": {"200": ok("{pairs, iteration, model_version, in_label_studio}"), **errors}}},
+            "/pool/{project_id}/pairs": {"get": {
+                "parameters": [{"name": "project_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": ok("{model_version, pairs: [{data, label}]}: every pool pair with the last "
+                                        "training's label, for rlthf export"), **errors}}},
             "/metrics": {"get": {"responses": {"200": ok(
                 "per project: iteration, regions, label sources, counters, last training; mistake_model: what the "
                 "mistake model learned from the answers {answers, mistakes, prior_sd, weights: [{signal, description, "

@@ -17,9 +17,10 @@ from label_config import parse_label_config
 from rlthf_selector.config import BackendConfig
 
 from ml_backend.label_studio_client import LabelStudioClient, LabelStudioError
+from ml_backend.pool import pool_path, read_pool, stand_in_tasks
 from ml_backend.report_page import texts_for_report
 from ml_backend.state import ProjectState, StateStore
-from ml_backend.training import make_reward_model, train_state, write_back
+from ml_backend.training import import_batch, make_reward_model, train_state, write_back
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class ProjectEntry:
     counters: dict = field(default_factory=lambda: {"predict_tasks": 0, "webhooks": 0, "duplicates": 0, "trainings": 0})
     # Prompt and responses of the tasks the report page lists, from the last training (memory only).
     report_texts: dict = field(default_factory=dict, repr=False)
+    # The pool of a large project (ml_backend.pool) and the file's (mtime, size) when read.
+    pool: list = field(default_factory=list, repr=False)
+    pool_stamp: Any = None
 
 
 ClientFactory = Callable[[ProjectEntry], Any]
@@ -168,6 +172,19 @@ class ProjectRegistry:
             **({"last_error": errors[0]} if errors else {}),
         }
 
+    # ------------------------------------------------------------------ pool (large projects)
+    def pool_of(self, entry: ProjectEntry) -> list[dict[str, Any]]:
+        """The project's pool (:mod:`ml_backend.pool`), read again only when the file changed; empty without one."""
+        path = pool_path(self.store.project_dir(entry.project_id))
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return []
+        stamp = (st.st_mtime_ns, st.st_size)
+        if entry.pool_stamp != stamp:
+            entry.pool, entry.pool_stamp = read_pool(path.parent), stamp
+        return entry.pool
+
     # ------------------------------------------------------------------ training (worker thread)
     def train(self, project_id: int, force: bool = False) -> dict[str, Any]:
         """One training of a project under its file lock; called by the worker only."""
@@ -180,6 +197,9 @@ class ProjectRegistry:
             project = client.get_project(project_id)
             label_config = project.get("label_config") or entry.state.label_config
             tasks = client.list_tasks(project_id)
+            pool = self.pool_of(entry)
+            # A large project's pool pairs that Label Studio does not hold train under stand-in ids (ml_backend.pool).
+            training_tasks = list(tasks) + stand_in_tasks(pool, tasks) if pool else tasks
             done = self.store.writeback_done(project_id)
             previous = entry.state
             if entry.reward_model is None:
@@ -188,7 +208,7 @@ class ProjectRegistry:
             started = time.perf_counter()
             try:
                 outcome = train_state(
-                    previous, tasks, label_config=label_config, reward_model=entry.reward_model,
+                    previous, training_tasks, label_config=label_config, reward_model=entry.reward_model,
                     budget=self.config.queue_budget, model_version_prefix=self.config.model_version_prefix, force=force,
                     control_share=self.config.control_share,
                     confidence=self.config.estimate_confidence,
@@ -198,6 +218,10 @@ class ProjectRegistry:
                 entry.status = "error"
                 raise
             result: dict[str, Any] = {"status": outcome.status, "seconds": round(time.perf_counter() - started, 3)}
+            if outcome.status == "trained" and pool:
+                outcome.state, imported = import_batch(client, outcome, label_config=label_config)
+                tasks = list(tasks) + imported
+                result["imported"] = len(imported)
             if outcome.status == "trained":
                 self.store.save(outcome.state)
                 entry.state, entry.stamp = outcome.state, self.store.stamp(project_id)

@@ -1,7 +1,8 @@
 """The backend's HTTP routes, one small function each, speaking Label Studio's ML-backend protocol.
 
 Routes: ``GET /health`` (open), ``POST /setup``, ``POST /predict``, ``POST /webhook``, ``POST /train``,
-``GET /versions``, ``GET /metrics``, ``GET /report/<project_id>`` (an HTML page for people), ``GET /openapi.json``.
+``GET /versions``, ``GET /metrics``, ``GET /report/<project_id>`` (an HTML page for people), ``GET /openapi.json``, and a
+large project's pool: ``POST /pool/<project_id>``, ``GET /pool/<project_id>``, ``GET /pool/<project_id>/pairs``.
 Every route but ``/health`` requires basic auth when ``BASIC_AUTH_USER`` is set. Each handler reads what it shares
 with the others from ``current_app.extensions["rlthf"]`` (:class:`~ml_backend.app.Backend`). Requests never train:
 ``/webhook`` records the project as pending and returns; the process's
@@ -270,6 +271,50 @@ def report(project_id: int) -> Response:
     return Response(_report_html(backend(), project_id), mimetype="text/html")
 
 
+@routes.post("/pool/<int:project_id>")
+def pool_upload(project_id: int) -> Response:
+    """A chunk of a large project's pool (``{"pairs": [task data, ...]}``); pairs already there are left as they are."""
+    from ml_backend.pool import add_to_pool, check_pool_records
+
+    try:
+        records = check_pool_records(body_json().get("pairs"))
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
+    shared = backend()
+    counts = add_to_pool(shared.store.project_dir(project_id), records, known_ids=shared.pool_ids)
+    log.info("pool of project %d: %d pairs added, %d already there, %d in all", project_id, counts["added"],
+             counts["already_there"], counts["pairs"])
+    return jsonify(project=project_id, **counts)
+
+
+@routes.get("/pool/<int:project_id>")
+def pool_status(project_id: int) -> Response:
+    """The pool's size and the training that last chose a batch from it (404 for a project without a pool)."""
+    shared = backend()
+    entry, pool = _pool_of(shared, project_id)
+    state = entry.state if entry is not None else None
+    in_ls = int((state.task_ids > 0).sum()) if state is not None and state.trained else 0
+    return jsonify(project=project_id, pairs=len(pool), iteration=state.iteration if state is not None else 0,
+                   model_version=state.model_version if state is not None else None, in_label_studio=in_ls)
+
+
+@routes.get("/pool/<int:project_id>/pairs")
+def pool_pairs(project_id: int) -> Response:
+    """Every pool pair with the label the last training gave it (``"a"``/``"b"``, or null before one), for
+    ``rlthf export`` to merge with Label Studio's human answers."""
+    from rlthf_selector.pairs import format_label
+
+    shared = backend()
+    entry, pool = _pool_of(shared, project_id)
+    state = entry.state if entry is not None else None
+    label_of: dict[str, int] = {}
+    if state is not None and state.trained:
+        label_of = dict(zip((str(p) for p in state.pair_ids), (int(v) for v in state.labels)))
+    pairs = [{"data": r, "label": format_label(label_of[r["pair_id"]]) if label_of.get(r["pair_id"]) else None}
+             for r in pool]
+    return jsonify(project=project_id, model_version=state.model_version if state is not None else None, pairs=pairs)
+
+
 @routes.get("/openapi.json")
 def openapi() -> Response:
     from ml_backend.openapi import openapi_spec
@@ -278,6 +323,17 @@ def openapi() -> Response:
 
 
 # ---------------------------------------------------------------------- helpers
+def _pool_of(shared: Backend, project_id: int) -> tuple[ProjectEntry | None, list]:
+    """The project's entry (None before /setup) and pool; 404 for a project without a pool."""
+    from ml_backend.pool import has_pool, read_pool
+
+    pdir = shared.store.project_dir(project_id)
+    if not has_pool(pdir):
+        raise RequestError(404, f"project {project_id} has no pool on this backend (it holds all its pairs in Label Studio)")
+    entry = shared.registry.get(project_id)
+    return entry, (shared.registry.pool_of(entry) if entry is not None else read_pool(pdir))
+
+
 def _predict_request(body: Mapping[str, Any]) -> tuple[list, int, str | None]:
     """The tasks, project id and label config of a ``/predict`` body, every task checked against the pairwise config.
 

@@ -10,6 +10,7 @@ Layout (``MODEL_DIR`` is Label Studio's convention for ML backends)::
             reward_model.pkl     the reward model's state_dict (optional)
         writeback.json           model versions whose write-back to Label Studio finished
         train.lock               held (flock) by the process that trains this project
+        pool.jsonl, pool.lock    a large project's pool (:mod:`ml_backend.pool`)
 
 A version is written to a temporary directory, fsynced, renamed, and only then does ``CURRENT`` point to it
 (write-then-rename), so a crash at any moment leaves the previous version serving. Old versions beyond

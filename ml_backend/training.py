@@ -48,16 +48,22 @@ RANDOM_CHECK = "random check"
 TRUSTED_SAMPLE_SIZE = 25
 
 
-def fingerprint(table: TaskTable, control: PreferenceControl) -> str:
-    """Changes when the tasks, their AI labels, their human labels or the judge's evidence change."""
+def fingerprint(table: TaskTable, control: PreferenceControl, *, task_ids: np.ndarray | None = None) -> str:
+    """Changes when the tasks, their AI labels, their human labels or the judge's evidence change.
+
+    Independent of the order of the rows. ``task_ids`` (shape (n,)) replaces the table's: a pool pair imported into
+    Label Studio after the training that chose it is hashed under its new id, as the next training reads it.
+    """
+    ids = table.task_ids if task_ids is None else np.asarray(task_ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
     h = hashlib.sha256()
     h.update(f"{control.kind}:{control.from_name}".encode())
-    h.update(table.task_ids.tobytes())
-    h.update(table.pairs.ai_label.tobytes())
-    h.update(table.pairs.human_label.tobytes())
+    h.update(ids[order].tobytes())
+    h.update(table.pairs.ai_label[order].tobytes())
+    h.update(table.pairs.human_label[order].tobytes())
     for key in sorted(table.pairs.extra):
         h.update(key.encode())
-        h.update(np.ascontiguousarray(table.pairs.extra[key]).tobytes())
+        h.update(np.ascontiguousarray(np.asarray(table.pairs.extra[key])[order]).tobytes())
     return h.hexdigest()
 
 
@@ -338,6 +344,45 @@ def train_state(
     return TrainOutcome("trained", state, table)
 
 
+# ---------------------------------------------------------------------- a large project's next batch
+def import_batch(client: Any, outcome: TrainOutcome, *, label_config: str, chunk: int = 1000) -> tuple[ProjectState, list[dict[str, Any]]]:
+    """Import into Label Studio the pairs of a trained state's served batch that it does not hold (stand-in ids of the
+    pool, :mod:`ml_backend.pool`); the state under their new task ids, and the imported tasks.
+
+    Only data is imported: the write-back gives the new tasks their prediction. A failure part-way leaves the state
+    unsaved; the next training finds the tasks already imported by their ``pair_id`` and imports only the rest.
+
+    Returns
+    -------
+    state : ProjectState
+        ``outcome.state`` with the imported pairs' task ids, fingerprint and queue reasons under their new ids.
+    imported : list of dict
+        ``{"id", "data", "annotations": []}`` of each imported task.
+    """
+    from dataclasses import replace
+
+    from ml_backend.pool import batch_to_import
+
+    state, table = outcome.state, outcome.table
+    at = batch_to_import(state.task_ids, state.queue_rank)
+    if at.shape[0] == 0:
+        return state, []
+    data = [{k: v for k, v in table.data[i].items() if k not in RLTHF_FIELDS} for i in at]
+    new_ids: list[int] = []
+    for start in range(0, len(data), chunk):
+        new_ids.extend(client.import_tasks(state.project_id, [{"data": d} for d in data[start : start + chunk]]))
+    task_ids = state.task_ids.copy()
+    task_ids[at] = new_ids
+    renamed = {str(int(old)): str(new) for old, new in zip(state.task_ids[at], new_ids)}
+    summary = dict(state.summary)
+    summary["queue_reasons"] = {renamed.get(k, k): v for k, v in summary.get("queue_reasons", {}).items()}
+    log.info("project %d: %d pool pairs of the batch of %s imported into Label Studio", state.project_id, len(new_ids),
+             state.model_version)
+    new_state = replace(state, task_ids=task_ids, summary=summary,
+                        fingerprint=fingerprint(table, parse_label_config(label_config), task_ids=task_ids))
+    return new_state, [{"id": t, "data": d, "annotations": []} for t, d in zip(new_ids, data)]
+
+
 # ---------------------------------------------------------------------- write-back
 def region_name(region: int, human_label: int) -> str:
     from rlthf_selector.selection import Region
@@ -372,8 +417,9 @@ def trusted_sample(state: ProjectState, size: int = TRUSTED_SAMPLE_SIZE) -> np.n
     """
     from rlthf_selector.selection import Region
 
+    # Negative ids are pool pairs Label Studio does not hold (ml_backend.pool): nothing to audit there.
     trusted = np.flatnonzero((state.region == int(Region.TRUSTED)) & (state.label_source == int(LabelSource.AI))
-                             & (state.human_label == 0) & ~np.isfinite(state.priority))
+                             & (state.human_label == 0) & ~np.isfinite(state.priority) & (state.task_ids > 0))
     with np.errstate(over="ignore"):
         key = state.task_ids[trusted].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     return trusted[np.argsort(key, kind="stable")[:size]]
@@ -542,8 +588,8 @@ def write_back(
     queued = np.isfinite(np.asarray(state.priority, dtype=np.float64))
     predictions = [
         {"task": int(t), **prediction_for(state, i, control, blind=bool(queued[i]) and not show_prelabels)}
-        for i, t in enumerate(state.task_ids) if state.labels[i] != 0 and state.human_label[i] == 0
-    ]
+        for i, t in enumerate(state.task_ids) if state.labels[i] != 0 and state.human_label[i] == 0 and t > 0
+    ]  # t < 0: a pool pair Label Studio does not hold (ml_backend.pool)
     # Delete first: Label Studio's bulk delete takes every prediction of the tasks it selects, the new ones too.
     removed = client.delete_unlabeled_task_predictions(state.project_id)
     n_pred = client.import_predictions(state.project_id, predictions) if predictions else 0

@@ -229,6 +229,13 @@ class BackendConfig:
     queue_budget: float = _f(
         0.1, "Cap on each retrain's human queue: a fraction of the project's tasks (< 1) or a count (>= 1).", env="RLTHF_QUEUE_BUDGET"
     )
+    pool_threshold: int = _f(
+        20000,
+        "Largest number of pairs `rlthf label-studio setup` imports into Label Studio. Above it the pairs go to the "
+        "backend's store (the pool), Label Studio receives only the current human batch with its control draws, and "
+        "each retrain imports the next batch, so the Data Manager holds the batches, not the pool.",
+        env="RLTHF_POOL_THRESHOLD",
+    )
     control_share: float = _f(
         0.1,
         "Share of each retrain's human queue given to control draws: pairs drawn uniformly at random from the unlabeled "

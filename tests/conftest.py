@@ -71,10 +71,10 @@ def label_studio():
 
 @contextlib.contextmanager
 def serve_backend(model_dir: Path, label_studio: dict, *, debounce_s: float, max_wait_s: float, user: str = "",
-                  password: str = ""):
+                  password: str = "", **settings):
     """The ML backend on 127.0.0.1 in a thread (werkzeug, threaded), talking to the real Label Studio, behind basic
     auth when ``user`` is given; yields its URL, app and :class:`~ml_backend.app.Backend`, and stops the server and
-    the worker after."""
+    the worker after. ``settings``: further :class:`~rlthf_selector.config.BackendConfig` fields."""
     import threading
 
     from werkzeug.serving import make_server
@@ -86,7 +86,7 @@ def serve_backend(model_dir: Path, label_studio: dict, *, debounce_s: float, max
 
     config = BackendConfig(
         model_dir=str(model_dir), label_studio_url=label_studio["url"], label_studio_api_key=label_studio["token"],
-        basic_auth_user=user, basic_auth_pass=password, debounce_s=debounce_s, max_wait_s=max_wait_s,
+        basic_auth_user=user, basic_auth_pass=password, debounce_s=debounce_s, max_wait_s=max_wait_s, **settings,
     )
     app = create_app(config)
     port = free_port()

@@ -698,7 +698,7 @@ def test_unexpected_errors_answer_500_without_a_stack_trace(trained, fake_ls, mo
 def test_openapi_lists_every_route(tmp_path, fake_ls):
     spec = make_app(tmp_path, fake_ls).test_client().get("/openapi.json").get_json()
     assert set(spec["paths"]) == {"/health", "/setup", "/predict", "/webhook", "/train", "/versions", "/metrics",
-                                  "/report/{project_id}"}
+                                  "/report/{project_id}", "/pool/{project_id}", "/pool/{project_id}/pairs"}
 
 
 # ---------------------------------------------------------------------- fuzzing from the OpenAPI shapes
