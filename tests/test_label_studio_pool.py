@@ -7,7 +7,6 @@ the in-memory Label Studio, on 100,000 generated pairs.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
@@ -25,10 +24,10 @@ from ml_backend.app import create_app  # noqa: E402
 from ml_backend.memory_client import InMemoryLabelStudio  # noqa: E402
 
 PAIRWISE = load_label_config("pairwise")
-# 20,000 by default: each training is the library's whole selection step on every pool pair (out-of-fold
-# Bradley-Terry fits on hashing features), about ten seconds a training per 10,000 pairs on a busy 2-core machine, so
-# 100,000 pairs take minutes. RLTHF_TEST_POOL_PAIRS=100000 runs the size.
-N_POOL = int(os.environ.get("RLTHF_TEST_POOL_PAIRS", "20000"))
+# Each training is the library's whole selection step on every pool pair (out-of-fold Bradley-Terry fits on hashing
+# features), about ten seconds a training per 10,000 pairs on a busy 2-core machine: 20,000 pairs in the fast run,
+# the 100,000 (about two minutes) among the slow tests.
+POOL_SIZES = [20_000, pytest.param(100_000, marks=pytest.mark.slow)]
 BATCH = 200  # RLTHF_QUEUE_BUDGET as a count: each retrain asks this many pairs, a tenth of them control draws
 
 
@@ -77,21 +76,22 @@ def answer_batch(fake, pid, state, control, truth, *, n):
     return answered
 
 
-def test_a_large_pool_stays_in_the_backend_and_label_studio_holds_the_batches(tmp_path):
+@pytest.mark.parametrize("n_pool", POOL_SIZES)
+def test_a_large_pool_stays_in_the_backend_and_label_studio_holds_the_batches(tmp_path, n_pool):
     from ml_backend.cli import export_project, fetch_pool, setup_project
 
     started = time.perf_counter()
-    pairs = make_synthetic_pairs(N_POOL, seed=17)
+    pairs = make_synthetic_pairs(n_pool, seed=17)
     truth = dict(zip((str(i) for i in pairs.ids), (int(v) for v in pairs.gold_label)))
     control = parse_label_config(PAIRWISE)
     fake = InMemoryLabelStudio()
     app = backend_app(tmp_path, fake)
     http = http_for(app)
 
-    outcome = setup_project(fake, pairs, backend_url="http://backend", backend_check=False, pool_threshold=N_POOL // 5,
+    outcome = setup_project(fake, pairs, backend_url="http://backend", backend_check=False, pool_threshold=n_pool // 5,
                             backend_http=http)
     pid = outcome["project_id"]
-    assert outcome["imported"] == 0 and outcome["pool"] == {"added": N_POOL, "already_there": 0, "pairs": N_POOL}
+    assert outcome["imported"] == 0 and outcome["pool"] == {"added": n_pool, "already_there": 0, "pairs": n_pool}
     assert fake.task_ids(pid) == []  # nothing but the batches goes to Label Studio
     # Label Studio calls /setup when the backend is connected; it starts the first training at once.
     r = app.test_client().post("/setup", json={"project": pid, "schema": PAIRWISE})
@@ -105,7 +105,7 @@ def test_a_large_pool_stays_in_the_backend_and_label_studio_holds_the_batches(tm
     first = set(held_pair_ids(fake, pid))
     assert first == {str(p) for p in state.pair_ids[served]} and len(fake.task_ids(pid)) == BATCH
     assert {p["task"] for p in fake.predictions if p["model_version"] == "rlthf-1"} == set(fake.task_ids(pid))
-    assert http.get(f"/pool/{pid}").json() == {"project": pid, "pairs": N_POOL, "iteration": 1,
+    assert http.get(f"/pool/{pid}").json() == {"project": pid, "pairs": n_pool, "iteration": 1,
                                                "model_version": "rlthf-1", "in_label_studio": BATCH}
     # Label Studio's webhook for the tasks the backend imported starts no new training: nothing changed but the ids.
     r = app.test_client().post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": pid}})
@@ -113,9 +113,9 @@ def test_a_large_pool_stays_in_the_backend_and_label_studio_holds_the_batches(tm
     assert backend.worker.last_results[pid]["status"] == "unchanged"
 
     # Setup again (a rerun, a restart): the pool adds nothing and Label Studio gets no duplicate.
-    again = setup_project(fake, pairs, backend_url="http://backend", backend_check=False, pool_threshold=N_POOL // 5,
+    again = setup_project(fake, pairs, backend_url="http://backend", backend_check=False, pool_threshold=n_pool // 5,
                           backend_http=http)
-    assert again["project_id"] == pid and again["pool"]["added"] == 0 and again["pool"]["already_there"] == N_POOL
+    assert again["project_id"] == pid and again["pool"]["added"] == 0 and again["pool"]["already_there"] == n_pool
     assert len(fake.task_ids(pid)) == BATCH
 
     # Two webhook retrains, each after answers: each imports its batch's new pairs, never one already there.
@@ -146,7 +146,7 @@ def test_a_large_pool_stays_in_the_backend_and_label_studio_holds_the_batches(tm
     pool = fetch_pool(fake, pid, http=http_for(app))
     summary = export_project(fake, pid, tmp_path / "export", pool=pool)
     rows = [json.loads(line) for line in (tmp_path / "export" / "preferences.jsonl").read_text().splitlines()]
-    assert summary["rows"] == len(rows) == N_POOL
+    assert summary["rows"] == len(rows) == n_pool
     assert sorted(r["id"] for r in rows) == sorted(truth)
     by_id = {r["id"]: r for r in rows}
     for pair_id, label in human.items():
@@ -160,7 +160,7 @@ def test_a_large_pool_stays_in_the_backend_and_label_studio_holds_the_batches(tm
         k = i[pair_id]
         want = pairs.response_a[k] if label > 0 else pairs.response_b[k]
         assert by_id[pair_id]["chosen"] == want
-    print(f"\n{N_POOL} pairs: setup, 3 trainings and export in {time.perf_counter() - started:.1f} s; "
+    print(f"\n{n_pool} pairs: setup, 3 trainings and export in {time.perf_counter() - started:.1f} s; "
           f"{len(fake.task_ids(pid))} tasks in Label Studio, {len(human)} human answers exported")
 
 
