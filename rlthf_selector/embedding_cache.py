@@ -17,7 +17,7 @@ import os
 import uuid
 import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -44,6 +44,25 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def new_shards(path: Path, seen: set[str]) -> Iterator[tuple[str, Path]]:
+    """``(stem, keys file)`` of each committed shard under ``path`` not yet in ``seen`` (its keys file, written last,
+    is the commit marker), each added to ``seen``. Shared by this cache and the feature store."""
+    for keys_file in sorted(path.glob("*" + _KEYS_SUFFIX)):
+        name = keys_file.name
+        if name in seen or name.startswith(".tmp-"):
+            continue
+        seen.add(name)
+        yield name[: -len(_KEYS_SUFFIX)], keys_file
+
+
+def load_keys(keys_file: Path) -> np.ndarray:
+    """A shard's keys, shape (k, 32) uint8; ValueError naming the shape otherwise."""
+    keys = np.load(keys_file, allow_pickle=False)
+    if keys.ndim != 2 or keys.shape[1] != 32 or keys.dtype != np.uint8:
+        raise ValueError(f"keys have shape {keys.shape} and dtype {keys.dtype}, expected (k, 32) uint8")
+    return keys
 
 
 class EmbeddingCache:
@@ -94,18 +113,10 @@ class EmbeddingCache:
         """Index the shards that appeared on disk since the last scan."""
         if self.path is None:
             return
-        for keys_file in sorted(self.path.glob("*" + _KEYS_SUFFIX)):
-            name = keys_file.name
-            if name in self._seen_files or name.startswith(".tmp-"):
-                continue
-            self._seen_files.add(name)
-            stem = name[: -len(_KEYS_SUFFIX)]
-            vectors_file = self.path / (stem + _VECTORS_SUFFIX)
+        for stem, keys_file in new_shards(self.path, self._seen_files):
             try:
-                keys = np.load(keys_file, allow_pickle=False)
-                vectors = np.load(vectors_file, mmap_mode="r", allow_pickle=False)
-                if keys.ndim != 2 or keys.shape[1] != 32 or keys.dtype != np.uint8:
-                    raise ValueError(f"keys have shape {keys.shape} and dtype {keys.dtype}, expected (k, 32) uint8")
+                keys = load_keys(keys_file)
+                vectors = np.load(self.path / (stem + _VECTORS_SUFFIX), mmap_mode="r", allow_pickle=False)
                 if vectors.ndim != 2 or vectors.shape[0] != keys.shape[0]:
                     raise ValueError(f"vectors have shape {vectors.shape} for {keys.shape[0]} keys")
                 if self.dim is not None and vectors.shape[1] != self.dim:

@@ -27,9 +27,8 @@ from typing import Iterator
 import numpy as np
 
 from rlthf_selector.config import FeaturizerConfig
-from rlthf_selector.embedding_cache import _save_atomic, text_key
+from rlthf_selector.embedding_cache import _KEYS_SUFFIX, _save_atomic, load_keys, new_shards, text_key
 
-_KEYS_SUFFIX = ".keys.npy"
 _ROWS_SUFFIX = ".rows.npy"
 #: Pairs read or featurised at a time.
 CHUNK_PAIRS = 65_536
@@ -131,16 +130,10 @@ class FeatureStore:
         """Map the segments that appeared on disk since the last scan (other processes may write them)."""
         if self.path is None:
             return
-        for keys_file in sorted(self.path.glob("*" + _KEYS_SUFFIX)):
-            name = keys_file.name
-            if name in self._seen_files or name.startswith(".tmp-"):
-                continue
-            self._seen_files.add(name)
+        for stem, keys_file in new_shards(self.path, self._seen_files):
             try:
-                keys = np.load(keys_file, allow_pickle=False)
-                rows, mapped = _open_mapped(self.path / (name[: -len(_KEYS_SUFFIX)] + _ROWS_SUFFIX))
-                if keys.ndim != 2 or keys.shape[1] != 32 or keys.dtype != np.uint8:
-                    raise ValueError(f"keys have shape {keys.shape} and dtype {keys.dtype}, expected (k, 32) uint8")
+                keys = load_keys(keys_file)
+                rows, mapped = _open_mapped(self.path / (stem + _ROWS_SUFFIX))
                 if rows.ndim != 3 or rows.shape[:2] != (keys.shape[0], 2) or rows.dtype != self.dtype:
                     raise ValueError(f"rows have shape {rows.shape} and dtype {rows.dtype} for {keys.shape[0]} keys")
                 if self.dim is not None and rows.shape[2] != self.dim:

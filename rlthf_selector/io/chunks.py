@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Iterator
 
 from rlthf_selector.feature_store import CHUNK_PAIRS
-from rlthf_selector.io.jsonl import CANONICAL_FIELDS, _canonical_record
-from rlthf_selector.io.rows import LoadReport, _Columns, _check_on_error, _handle, _iter_jsonl
+from rlthf_selector.io.jsonl import _add_record
+from rlthf_selector.io.rows import LoadReport, _Columns, _check_on_error, _iter_jsonl
 from rlthf_selector.pairs import PreferencePairs
 from rlthf_selector.validation import PairValidationError
 
@@ -62,18 +62,9 @@ def iter_jsonl_chunks(path: str | Path, *, chunk_pairs: int = CHUNK_PAIRS,
             if not line.strip():
                 continue  # blank lines carry nothing (the whole-file loader only counts them in a note)
             for _, item in _iter_jsonl(line, source, report):  # one line through the loader's own decoding
-                try:
-                    if isinstance(item, PairValidationError):
-                        raise PairValidationError(item.message, source=source, line=lineno, reason=item.reason)
-                    at = PairValidationError("", source=source, line=lineno)
-                    pair_id, texts, labels = _canonical_record(item, at)
-                    columns.check_new_id(pair_id, at)
-                    evidence = columns.evidence.prepare(item, at, skip=CANONICAL_FIELDS)
-                except PairValidationError as err:
-                    _handle(err, on_error, report)
-                    continue
-                columns.evidence.commit(len(columns), evidence)
-                columns.add(pair_id, *texts, ai=labels[0], human=labels[1], gold=labels[2], where=f"line {lineno}")
+                if isinstance(item, PairValidationError):  # decoded alone, the line calls itself line 1
+                    item = PairValidationError(item.message, source=source, line=lineno, reason=item.reason)
+                _add_record(columns, item, source=source, lineno=lineno, on_error=on_error, report=report)
             if len(columns) == chunk_pairs:
                 pairs = columns.build(report)
                 report.n_loaded = len(pairs)

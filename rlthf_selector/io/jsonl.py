@@ -73,19 +73,25 @@ def load_jsonl(path: str | Path, *, on_error: str = "raise") -> tuple[Preference
         raise PairValidationError("file is empty", source=source, reason="empty file")
     columns = _Columns()
     for lineno, item in _iter_jsonl(raw, source, report):
-        try:
-            if isinstance(item, PairValidationError):
-                raise item
-            at = PairValidationError("", source=source, line=lineno)
-            pair_id, texts, labels = _canonical_record(item, at)
-            columns.check_new_id(pair_id, at)
-            evidence = columns.evidence.prepare(item, at, skip=CANONICAL_FIELDS)
-        except PairValidationError as err:
-            _handle(err, on_error, report)
-            continue
-        columns.evidence.commit(len(columns), evidence)
-        columns.add(pair_id, *texts, ai=labels[0], human=labels[1], gold=labels[2], where=f"line {lineno}")
+        _add_record(columns, item, source=source, lineno=lineno, on_error=on_error, report=report)
     return _finish(columns, report)
+
+
+def _add_record(columns: _Columns, item: Any, *, source: str, lineno: int, on_error: str, report: LoadReport) -> None:
+    """Check one decoded line (or the error that decoding it raised) and add it to ``columns``, or count it skipped.
+    Shared by :func:`load_jsonl` and the chunked reader (:mod:`rlthf_selector.io.chunks`)."""
+    try:
+        if isinstance(item, PairValidationError):
+            raise item
+        at = PairValidationError("", source=source, line=lineno)
+        pair_id, texts, labels = _canonical_record(item, at)
+        columns.check_new_id(pair_id, at)
+        evidence = columns.evidence.prepare(item, at, skip=CANONICAL_FIELDS)
+    except PairValidationError as err:
+        _handle(err, on_error, report)
+        return
+    columns.evidence.commit(len(columns), evidence)
+    columns.add(pair_id, *texts, ai=labels[0], human=labels[1], gold=labels[2], where=f"line {lineno}")
 
 
 def _canonical_record(record: Mapping[str, Any], at: PairValidationError) -> tuple[str, tuple[str, str, str], tuple[int, int, int]]:
