@@ -17,16 +17,16 @@ id stays the pair's until the pair is imported and gets Label Studio's id.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from label_config import task_data_problems
+
+from ml_backend.state import file_lock
 
 POOL_FILE = "pool.jsonl"
 
@@ -37,18 +37,6 @@ def pool_path(project_dir: str | os.PathLike) -> Path:
 
 def has_pool(project_dir: str | os.PathLike) -> bool:
     return pool_path(project_dir).exists()
-
-
-@contextlib.contextmanager
-def _locked(project_dir: Path) -> Iterator[None]:
-    project_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(project_dir / "pool.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def check_pool_records(records: Any) -> list[dict[str, Any]]:
@@ -102,7 +90,7 @@ def add_to_pool(project_dir: str | os.PathLike, records: Sequence[Mapping[str, A
     """
     pdir = Path(project_dir)
     path = pool_path(pdir)
-    with _locked(pdir):
+    with file_lock(pdir / "pool.lock"):
         cached = (known_ids or {}).get(str(path))
         known = cached[1] if cached is not None and cached[0] == _stamp(path) else set(pool_pair_ids(pdir))
         new = [r for r in records if str(r["pair_id"]) not in known]

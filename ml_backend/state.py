@@ -293,25 +293,32 @@ class StateStore:
     @contextlib.contextmanager
     def training_lock(self, project_id: int) -> Iterator[bool]:
         """Hold the project's training file lock; yields False (at once) when another process holds it."""
-        import fcntl
+        with file_lock(self.project_dir(project_id) / "train.lock", wait=False) as held:
+            yield held
 
-        pdir = self.project_dir(project_id)
-        pdir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(pdir / "train.lock", os.O_RDWR | os.O_CREAT, 0o644)
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive flock on ``path`` (created with its folder), across processes; yields True. With ``wait``
+    off, yields False at once when another process holds it."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    yield False
-                    return
-                raise
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if not wait and exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                yield False
+                return
+            raise
+        try:
+            yield True
         finally:
-            os.close(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _fsync(fh: Any) -> None:
