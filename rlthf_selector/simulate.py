@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from rlthf_selector import intervals
 from rlthf_selector.config import (
     BradleyTerryConfig,
     CurveConfig,
@@ -33,7 +34,6 @@ from rlthf_selector.simulate_strategies import (
     STRATEGIES,
     StrategyOutcome,
     evidence_auc,
-    mistake_ranking_auc,
     run_strategy,
 )
 
@@ -215,18 +215,18 @@ class Simulation:
                 return cache["gap"]
 
             oriented = oof_gap() * pool.ai_label
-            auc = mistake_ranking_auc(oriented, wrong)
-            length_auc = mistake_ranking_auc(-chose_shorter(pool), wrong)
+            rm_auc = intervals.auc(-oriented, wrong)
+            length_auc = intervals.auc(chose_shorter(pool), wrong)
             from rlthf_selector.report import mistake_share_along_curve
 
             signal.append({"seed": seed, "pool": len(pool), "heldout": len(heldout),
-                           "ai_error": float(wrong.mean()), "rm_mistake_auc": auc, "length_only_auc": length_auc,
+                           "ai_error": float(wrong.mean()), "rm_mistake_auc": rm_auc, "length_only_auc": length_auc,
                            **evidence_auc(pool, wrong),
                            # Where the AI's mistakes sit along the out-of-fold curve, from gold (the plot's 3rd panel).
                            "mistake_share_along_curve": mistake_share_along_curve(
                                oriented, wrong, np.ones(len(pool), dtype=bool))})
             log(f"seed {seed}: pool {len(pool)}, held-out {len(heldout)}, AI error {wrong.mean():.3f}, "
-                f"RM mistake-ranking AUC {auc:.3f} (length only {length_auc:.3f})")
+                f"RM mistake-ranking AUC {rm_auc:.3f} (length only {length_auc:.3f})")
             for strategy in strategies:
                 if strategy == "evidence-only" and "judge_doubt_auc" in signal[-1] and signal[-1]["judge_doubt_auc"] is None:
                     log("  evidence-only   skipped: the pairs carry no judge evidence")

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
+from rlthf_selector.intervals import auc
 from rlthf_selector.mistakes import chose_shorter
 from rlthf_selector.pairs import LabelSource, PreferencePairs
 
@@ -19,23 +20,6 @@ STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "rlthf-paper", "random", "ma
               "length", "self-improve", "all-human")
 #: Strategies that spend no human labels: run once per seed, reported at every budget.
 BUDGET_FREE = ("ai-only", "self-improve", "all-human")
-
-
-def mistake_ranking_auc(oriented_gap: np.ndarray, wrong: np.ndarray) -> float | None:
-    """ROC-AUC of ``-oriented_gap`` for "the label is wrong" (0.5 = chance). None if one class is empty."""
-    wrong = np.asarray(wrong, bool)
-    n_pos, n_neg = int(wrong.sum()), int((~wrong).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    score = -np.asarray(oriented_gap, float)
-    order = np.argsort(score, kind="stable")
-    ranks = np.empty_like(order, dtype=float)
-    ranks[order] = np.arange(1, score.shape[0] + 1)
-    # Average ranks over ties.
-    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    ranks = (sums / counts)[inverse]
-    return float((ranks[wrong].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 @dataclass
@@ -137,7 +121,7 @@ def evidence_auc(pool: PreferencePairs, wrong: np.ndarray) -> dict[str, Any]:
     from rlthf_selector.evidence import judge_doubt
 
     doubt = judge_doubt(pool)
-    return {"judge_doubt_auc": None if doubt is None else mistake_ranking_auc(-doubt, wrong)}
+    return {"judge_doubt_auc": None if doubt is None else auc(doubt, wrong)}
 
 
 def loop_estimates_with_truth(result: Any, pool: PreferencePairs) -> dict[str, Any]:
@@ -187,10 +171,10 @@ def mistake_model_report(result: Any, pool: PreferencePairs) -> dict[str, Any]:
         if known.sum() < 2:
             continue
         v = np.where(known, v, v[known].mean())
-        signal_auc[sig.name] = mistake_ranking_auc(-v, wrong)
+        signal_auc[sig.name] = auc(v, wrong)
     ranked = {k: v for k, v in signal_auc.items() if v is not None}
     best = max(ranked, key=ranked.get) if ranked else None
-    return {"model": final.mistakes.model.to_dict(), "auc": mistake_ranking_auc(-final.mistakes.prob[scope], wrong),
+    return {"model": final.mistakes.model.to_dict(), "auc": auc(final.mistakes.prob[scope], wrong),
             "signal_auc": signal_auc, "best_signal": best, "unlabeled": int(scope.sum()), "mistakes": int(wrong.sum())}
 
 

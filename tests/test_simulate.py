@@ -9,7 +9,7 @@ import pytest
 from rlthf_selector.cli import main
 from rlthf_selector.io import write_jsonl
 from rlthf_selector.simulate import RESULT_FIELDS, summarise
-from rlthf_selector.simulate_strategies import mistake_ranking_auc
+from rlthf_selector.intervals import auc
 from rlthf_selector.synthetic import make_synthetic_pairs
 
 
@@ -81,12 +81,12 @@ def test_ai_only_matches_the_ai_accuracy_on_the_pool(simulated):
     assert record["label_accuracy"] == pytest.approx(expected)
 
 
-def test_mistake_ranking_auc_known_answers():
+def test_mistake_ranking_auc_known_answers():  # simulate ranks mistakes by intervals.auc of the negated gap
     wrong = np.array([True, True, False, False])
-    assert mistake_ranking_auc(np.array([-2.0, -1.0, 1.0, 2.0]), wrong) == 1.0
-    assert mistake_ranking_auc(np.array([2.0, 1.0, -1.0, -2.0]), wrong) == 0.0
-    assert mistake_ranking_auc(np.zeros(4), wrong) == 0.5
-    assert mistake_ranking_auc(np.zeros(4), np.zeros(4, bool)) is None
+    assert auc(-np.array([-2.0, -1.0, 1.0, 2.0]), wrong) == 1.0
+    assert auc(-np.array([2.0, 1.0, -1.0, -2.0]), wrong) == 0.0
+    assert auc(np.zeros(4), wrong) == 0.5
+    assert auc(np.zeros(4), np.zeros(4, bool)) is None
 
 
 def test_unknown_strategy_is_named(tmp_path):
