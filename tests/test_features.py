@@ -272,3 +272,24 @@ def test_minilm_real_encode(tmp_path):
     f2 = make_featurizer(FeaturizerConfig(kind="minilm", cache_dir=str(tmp_path), progress=False))
     np.testing.assert_array_equal(f2.transform(pairs), x)
     assert f2.texts_encoded == 0 and f2._model is None  # the model never loaded: everything was cached
+
+
+def test_precomputed_features_are_looked_up_by_pair_id_and_train_the_reward_model():
+    from rlthf_selector.features import PrecomputedFeaturizer
+    from rlthf_selector.reward_model import FeatureRewardModel
+    from rlthf_selector.synthetic import make_synthetic_pairs
+
+    pairs = make_synthetic_pairs(200, seed=3)
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((200, 2, 8)).astype(np.float32)
+    # The user's array is in another order than the pairs: rows are found by id.
+    order = rng.permutation(200)
+    featurizer = PrecomputedFeaturizer([pairs.ids[i] for i in order], features[order], name="mine")
+    assert featurizer.name == "mine-8" and featurizer.dim == 8
+    np.testing.assert_array_equal(featurizer.transform(pairs), features)
+    model = FeatureRewardModel(featurizer).fit(pairs, pairs.gold_label)
+    assert model.reward_gap(pairs).shape == (200,)
+    with pytest.raises(KeyError, match="no precomputed features for pair id 'nope'"):
+        featurizer.transform(pairs.subset(np.array([0])).replace(ids=np.array(["nope"], dtype=object)))
+    with pytest.raises(ValueError, match=r"features must have shape \(3, 2, d\)"):
+        PrecomputedFeaturizer(["a", "b", "c"], features[:2])
