@@ -69,6 +69,19 @@ def label_studio():
         server.stop()
 
 
+def setup_through_cli(label_studio: dict, pairs_file: Path, backend_url: str, *, title: str, capsys, user: str = "") -> dict:
+    """``rlthf label-studio setup ... --json`` against the session's Label Studio (with the backend's basic-auth user
+    when given); asserts it exits 0 and returns the JSON outcome it printed."""
+    import json
+
+    from rlthf_selector.cli import main
+
+    args = ["label-studio", "setup", "--url", label_studio["url"], "--api-key", label_studio["token"],
+            "--pairs", str(pairs_file), "--backend-url", backend_url, "--title", title, "--json"]
+    assert main(args + (["--basic-auth-user", user] if user else [])) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 @contextlib.contextmanager
 def serve_backend(model_dir: Path, label_studio: dict, *, debounce_s: float, max_wait_s: float, user: str = "",
                   password: str = "", **settings):

@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from ml_backend.ls_server import wait_until
+from conftest import setup_through_cli  # noqa: E402
 
 pytestmark = [pytest.mark.label_studio, pytest.mark.slow]
 
@@ -110,10 +111,7 @@ def test_a_team_labels_three_tasks_by_clicking_and_reads_the_report(tmp_path, la
     prompts = np.array([f"{SCRIPT} {p}" for p in pairs.prompt], dtype=object)
     pairs_file = write_jsonl(pairs.replace(gold_label=None, prompt=prompts), tmp_path / "pairs.jsonl")
     title = f"rlthf-browser-{uuid.uuid4().hex[:8]}"
-    assert rlthf_main(["label-studio", "setup", "--url", label_studio["url"], "--api-key", label_studio["token"],
-                       "--pairs", str(pairs_file), "--backend-url", backend["url"], "--title", title,
-                       "--basic-auth-user", USER, "--json"]) == 0
-    pid = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["project_id"]
+    pid = setup_through_cli(label_studio, pairs_file, backend["url"], title=title, capsys=capsys, user=USER)["project_id"]
     worker = backend["backend"].worker
     try:
         project = client.get_project(pid)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from ml_backend.ls_server import wait_until
+from conftest import setup_through_cli  # noqa: E402
 
 pytestmark = [pytest.mark.label_studio, pytest.mark.slow]
 
@@ -62,10 +63,7 @@ def test_label_studio_round_trip(tmp_path, label_studio, backend, capsys):
 
     # -- setup through the CLI: create, import with prelabels, connect the backend
     started = time.perf_counter()
-    assert rlthf_main(["label-studio", "setup", "--url", label_studio["url"], "--api-key", label_studio["token"],
-                       "--pairs", str(pairs_file), "--backend-url", backend["url"], "--title", title,
-                       "--basic-auth-user", USER, "--json"]) == 0
-    outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    outcome = setup_through_cli(label_studio, pairs_file, backend["url"], title=title, capsys=capsys, user=USER)
     pid = outcome["project_id"]
     timings["setup_s"] = round(time.perf_counter() - started, 2)
     try:

@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from ml_backend.ls_server import wait_until
+from conftest import setup_through_cli  # noqa: E402
 
 pytestmark = [pytest.mark.label_studio, pytest.mark.slow]
 
@@ -47,10 +48,7 @@ def test_a_large_project_keeps_its_pool_in_the_backend(tmp_path, label_studio, m
         worker = backend["backend"].worker
         try:
             started = time.perf_counter()
-            assert rlthf_main(["label-studio", "setup", "--url", label_studio["url"], "--api-key", label_studio["token"],
-                               "--pairs", str(pairs_file), "--backend-url", backend["url"], "--title", title,
-                               "--basic-auth-user", USER, "--json"]) == 0
-            outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+            outcome = setup_through_cli(label_studio, pairs_file, backend["url"], title=title, capsys=capsys, user=USER)
             pid = outcome["project_id"]
             timings["setup_with_first_batch_s"] = round(time.perf_counter() - started, 2)
             assert outcome["imported"] == 0 and outcome["pool"]["pairs"] == N_PAIRS

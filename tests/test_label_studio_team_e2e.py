@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from ml_backend.ls_server import free_port, wait_until
+from conftest import setup_through_cli  # noqa: E402
 
 pytestmark = [pytest.mark.label_studio, pytest.mark.slow]
 
@@ -45,9 +46,7 @@ def test_ten_retrains_leave_one_prediction_per_task_and_the_queue_opens_blind(tm
     client = _client(label_studio)
     pairs_file = write_jsonl(make_synthetic_pairs(N_TASKS, seed=21).replace(gold_label=None), tmp_path / "pairs.jsonl")
     title = f"rlthf-team-{uuid.uuid4().hex[:8]}"
-    assert rlthf_main(["label-studio", "setup", "--url", label_studio["url"], "--api-key", label_studio["token"],
-                       "--pairs", str(pairs_file), "--backend-url", backend["url"], "--title", title, "--json"]) == 0
-    outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    outcome = setup_through_cli(label_studio, pairs_file, backend["url"], title=title, capsys=capsys)
     pid = outcome["project_id"]
     worker = backend["backend"].worker
     try:
