@@ -325,8 +325,8 @@ class MistakeModel:
         ----------
         more_answers : int
             0: the bound the answers so far give (0 before any answer, so the prior alone flips nothing). k > 0: the
-            bound expected once k more answers are in, the covariance shrunk by n / (n + k) as n answers' worth of
-            information grows to n + k: which pairs the rest of the budget will likely let the model flip.
+            bound expected once k more answers are in, the posterior precision grown by k answers' Fisher information
+            (averaged over the rows): which pairs the rest of the budget will likely let the model flip.
 
         Returns
         -------
@@ -340,14 +340,19 @@ class MistakeModel:
             raise ValueError(f"more_answers must be >= 0, got {more_answers}")
         if self.n_answers == 0 and more_answers == 0:  # the prior alone never flips a label
             return _sigmoid(logit), np.zeros(x.shape[0])
-        n = max(self.n_answers, 1)
         z = float(norm.ppf(self.confidence))
+        # k more answers add about k times one answer's Fisher information, averaged over the pool, to the posterior
+        # precision (the Laplace Hessian): what the answers will likely know by then, whatever they are.
+        p = _sigmoid(logit)
+        information = more_answers * (x * (p * (1.0 - p))[:, None]).T @ x / max(x.shape[0], 1)
         # The bound must hold under every prior width on the grid, not only the mixture the answers favour: a flip
         # needs the prior's support (the tightest width) and the answers' (the widest) alike. A few dozen answers
         # that happen to make a weak signal look strong can widen the favoured prior; they cannot move the tight one.
         lower = np.full(x.shape[0], np.inf)
         for coef, cov in zip(self.width_coef or [self.coef], self.width_covariance or [self.covariance]):
-            sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, cov * (n / (n + more_answers)), x), 0.0))
+            if more_answers:
+                cov = np.linalg.inv(np.linalg.inv(cov) + information)
+            sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, cov, x), 0.0))
             lower = np.minimum(lower, x @ coef - z * sd)
         return _sigmoid(logit), _sigmoid(lower)
 

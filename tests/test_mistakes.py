@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from rlthf_selector.config import SelectionConfig
 from rlthf_selector.mistakes import (
@@ -125,6 +126,24 @@ def test_answers_that_agree_with_the_prior_keep_it_tight():
     model = fit_mistake_model(design, answered=np.ones(300, bool), wrong=wrong)
     assert model.prior_sd <= 0.3 and PRIOR_SD_GRID[0] <= model.prior_sd
     assert "Signs of the AI's mistakes on this data: the signal (odds x" in model.explain()
+
+
+def test_the_bound_ahead_adds_the_answers_to_come_to_the_prior():
+    design, _ = _one_signal_answers(1.0, 400)
+    prior = fit_mistake_model(design, answered=np.zeros(400, bool), wrong=np.zeros(400, bool))
+    prob, _ = prior.predict(design.matrix)
+    # Known answer: k answers add k times the pool's mean Fisher information to the prior's precision.
+    x = np.column_stack([np.ones(400), design.matrix])
+    information = 30 * (x * (prob * (1 - prob))[:, None]).T @ x / 400
+    cov = np.linalg.inv(np.linalg.inv(prior.covariance) + information)
+    z = norm.ppf(prior.confidence)
+    expected = 1.0 / (1.0 + np.exp(-(x @ prior.coef - z * np.sqrt(np.einsum("ij,jk,ik->i", x, cov, x)))))
+    _, ahead = prior.predict(design.matrix, more_answers=30)
+    np.testing.assert_allclose(ahead, expected)
+    # Thirty answers to come cannot make the prior sure of most pairs it leans on (a covariance shrunk by 1 / (1 + k)
+    # did: the queue then skipped the likeliest mistakes as "flipped by then"); endless answers meet the estimate.
+    assert (ahead > 0.5).sum() < (prob > 0.5).sum() / 2
+    np.testing.assert_allclose(prior.predict(design.matrix, more_answers=10**12)[1], prob, atol=1e-4)
 
 
 def test_the_lower_bound_follows_the_flip_confidence():
