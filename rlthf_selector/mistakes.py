@@ -12,7 +12,7 @@ A signal is one small unit in :data:`SIGNALS`: a name, the words the report quot
 weight. Adding a signal is adding one :func:`register_signal` entry.
 
 The prior weights are set by reasoning, not fitted to any benchmark data set (README of ``benchmarks/``):
-the reward model contradicting the AI label counts most, as RLTHF assumes; a small |gap|, a judge that chose the
+the reward model contradicting the AI label counts most, as RLTHF assumes; its weak agreement, a judge that chose the
 shorter answer, a disagreeing second judge, an inconsistent or unsure judge each add a little. Everything else
 starts at zero and moves only as far as the answers justify.
 """
@@ -110,9 +110,13 @@ def _rm_contradicts(ctx: SignalContext) -> np.ndarray:
     return -np.asarray(ctx.oriented_gap, dtype=np.float64)
 
 
-@register_signal("rm_unsure", "the reward model is unsure (a small |gap|)", prior_weight=0.3)
-def _rm_unsure(ctx: SignalContext) -> np.ndarray:
-    return -np.abs(np.asarray(ctx.oriented_gap, dtype=np.float64))
+# With the gap itself, this spans the gap and |gap| alike, but its weight moves only with answers where the reward
+# model agrees: a queue of contradicted pairs that finds many mistakes cannot tilt |gap| until the pairs the model
+# agrees with most look suspect too (as a -|gap| column did, on PandaLM).
+@register_signal("rm_agrees_weakly", "the reward model agrees with the AI label only weakly (a small positive gap)",
+                 prior_weight=0.3)
+def _rm_agrees_weakly(ctx: SignalContext) -> np.ndarray:
+    return -np.maximum(np.asarray(ctx.oriented_gap, dtype=np.float64), 0.0)
 
 
 def chose_shorter(pairs: PreferencePairs) -> np.ndarray:

@@ -37,9 +37,10 @@ def test_signals_are_oriented_so_that_larger_means_more_suspect():
     gap = np.array([2.0, -1.0, 0.5, 0.0, -3.0, 1.0])
     signals = {s.name: s for s in compute_signals(SignalContext(pairs, gap))}
     # Without judge evidence only the reward model's and the length signals exist.
-    assert list(signals) == ["rm_contradicts", "rm_unsure", "ai_chose_shorter"]
+    assert list(signals) == ["rm_contradicts", "rm_agrees_weakly", "ai_chose_shorter"]
     np.testing.assert_allclose(signals["rm_contradicts"].values, -gap)
-    np.testing.assert_allclose(signals["rm_unsure"].values, -np.abs(gap))
+    # Zero wherever the reward model contradicts the AI: only its agreement's strength is a column of its own.
+    np.testing.assert_allclose(signals["rm_agrees_weakly"].values, [-2.0, 0.0, -0.5, 0.0, 0.0, -1.0])
     # A has 10, 20, ... 60 characters, B 30; the AI chooses A, B, A, B, A, B. It chose the shorter response on
     # pairs 0, 3 and 5, the longer on 1 and 4, and pair 2's are of equal length.
     shorter = signals["ai_chose_shorter"].values
