@@ -51,12 +51,13 @@ PANDALM_AT_6 = 0.855
 PANDALM_7B_BEFORE = {0.02: 0.828, 0.06: 0.845, 0.10: 0.864}
 
 # How the defaults were chosen: each variant is a code change, rerun at its commit; the figures are in this
-# file's history at the commit given in the last column.
+# file's history at HISTORY_COMMIT, or in the message of the commit given in the last column.
 CHOICES = [
-    ("signals", "the reward gap, \\|gap\\|, the length cue, each judge-evidence field", "cleanlab's self-confidence, the curve region as columns", "0710554"),
+    ("signals", "the reward gap, its weak agreement (-max(gap, 0)), the length cue, each judge-evidence field", "cleanlab's self-confidence, the curve region as columns; \\|gap\\| for the weak agreement", "0710554, 2fab107"),
     ("prior width", "every width on a grid, weighted by its Laplace evidence", "one fixed width; the single best width", "57bbb53, 3f2a676"),
     ("queue order", "the chance an answer changes the final label, counting the flips to come", "P(wrong); min(P, 1 - P)", "8d6ad8f, c43d660, 3d3be7e"),
-    ("flip confidence", "one-sided 80%", "90%", "c43d660"),
+    ("flips to come", "k answers to come add k times the pool's mean Fisher information to the posterior precision", "the covariance shrunk by n / (n + k)", "3080ddb"),
+    ("flip confidence", "one-sided 90%", "80%, 85%", "c43d660, 08a1012"),
     ("flip bound", "above one half under every prior width", "under the evidence-weighted mixture only", "c32f493"),
 ]
 HISTORY_COMMIT = "8d95fdf"
@@ -243,7 +244,7 @@ def render(results: Path = RESULTS) -> str:
               "Each variant is a code change measured with `rlthf simulate --strategies rlthf --budgets 0.02,0.06,0.1` "
               "on the five settings below;",
               f"rerun it at the commit named. The figures are in git: `git show {HISTORY_COMMIT}:benchmarks/README.md`, "
-              "section \"How selection was chosen\".", "",
+              "section \"How selection was chosen\", and for later rows in the commit messages.", "",
               "| choice | default | tried instead | commits |", "| --- | --- | --- | --- |",
               *[f"| {a} | {b} | {c} | `{d}` |" for a, b, c, d in CHOICES], "",
               "## Runs", ""]
