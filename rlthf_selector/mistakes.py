@@ -228,6 +228,11 @@ def design_matrix(signals: Sequence[Signal], *, scope: np.ndarray) -> Design:
     return Design(matrix, names, descriptions, np.asarray(prior, dtype=np.float64))
 
 
+def _fisher_information(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The logistic log-likelihood's Fisher information (negative Hessian), shape (d, d), over the rows of ``x`` (m, d)."""
+    return (x * (p * (1.0 - p))[:, None]).T @ x
+
+
 def fit_logistic_map(x: np.ndarray, y: np.ndarray, *, prior_mean: np.ndarray, prior_precision: np.ndarray,
                      max_iter: int = 50, tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray, float]:
     """Maximum a posteriori logistic regression under a Gaussian prior, by Newton's method.
@@ -264,7 +269,7 @@ def fit_logistic_map(x: np.ndarray, y: np.ndarray, *, prior_mean: np.ndarray, pr
     for _ in range(max_iter):
         p = _sigmoid(x @ coef)
         grad = x.T @ (p - y) + prec * (coef - mean)
-        hess = (x * (p * (1.0 - p))[:, None]).T @ x + np.diag(prec)
+        hess = _fisher_information(x, p) + np.diag(prec)
         step = np.linalg.solve(hess, grad)
         # Newton with step halving: the objective is convex, but a full step can overshoot where p saturates.
         t = 1.0
@@ -278,7 +283,7 @@ def fit_logistic_map(x: np.ndarray, y: np.ndarray, *, prior_mean: np.ndarray, pr
         if float(np.abs(t * step).max()) < tol:
             break
     p = _sigmoid(x @ coef)
-    hess = (x * (p * (1.0 - p))[:, None]).T @ x + np.diag(prec)
+    hess = _fisher_information(x, p) + np.diag(prec)
     # log p(y) ~ log p(y | w*) + log N(w*; prior) + (p/2) log 2 pi - (1/2) log |H|  (Laplace, at the mode w*).
     log_evidence = -value + 0.5 * float(np.sum(np.log(prec))) - 0.5 * float(np.linalg.slogdet(hess)[1])
     return coef, np.linalg.inv(hess), log_evidence
@@ -339,16 +344,16 @@ class MistakeModel:
         from scipy.stats import norm
 
         x = _with_intercept(matrix)
-        logit = x @ self.coef
+        prob = _sigmoid(x @ self.coef)
         if more_answers < 0:
             raise ValueError(f"more_answers must be >= 0, got {more_answers}")
         if self.n_answers == 0 and more_answers == 0:  # the prior alone never flips a label
-            return _sigmoid(logit), np.zeros(x.shape[0])
+            return prob, np.zeros(x.shape[0])
         z = float(norm.ppf(self.confidence))
-        # k more answers add about k times one answer's Fisher information, averaged over the pool, to the posterior
-        # precision (the Laplace Hessian): what the answers will likely know by then, whatever they are.
-        p = _sigmoid(logit)
-        information = more_answers * (x * (p * (1.0 - p))[:, None]).T @ x / max(x.shape[0], 1)
+        if more_answers:
+            # k more answers add about k times one answer's Fisher information, averaged over the pool, to the
+            # posterior precision (the Laplace Hessian): what the answers will likely know by then, whatever they are.
+            information = more_answers * _fisher_information(x, prob) / max(x.shape[0], 1)
         # The bound must hold under every prior width on the grid, not only the mixture the answers favour: a flip
         # needs the prior's support (the tightest width) and the answers' (the widest) alike. A few dozen answers
         # that happen to make a weak signal look strong can widen the favoured prior; they cannot move the tight one.
@@ -358,7 +363,7 @@ class MistakeModel:
                 cov = np.linalg.inv(np.linalg.inv(cov) + information)
             sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, cov, x), 0.0))
             lower = np.minimum(lower, x @ coef - z * sd)
-        return _sigmoid(logit), _sigmoid(lower)
+        return prob, _sigmoid(lower)
 
     def reasons(self, matrix: np.ndarray, *, most: int = 2, at_least: float = 0.2) -> list[str]:
         """Why each row's AI label is suspect, in words: the signals that raise its log-odds of a mistake most

@@ -172,7 +172,7 @@ def mistake_model_report(result: Any, pool: PreferencePairs) -> dict[str, Any]:
             continue
         v = np.where(known, v, v[known].mean())
         signal_auc[sig.name] = auc(v, wrong)
-    # The margin rival's ranking is a single signal too, though the model reads |gap| through the gap's two halves.
+    # The margin rival's ranking (-|gap|) is a single signal too, though the model has no column of its own for it.
     signal_auc["rm_unsure"] = auc(-np.abs(final.reward_gap[scope]), wrong)
     ranked = {k: v for k, v in signal_auc.items() if v is not None}
     best = max(ranked, key=ranked.get) if ranked else None
