@@ -178,6 +178,19 @@ def test_a_job_killed_midway_resumes_from_its_shards_without_recomputing_them(tm
     np.testing.assert_array_equal(load_features(stage, n_shards), make_featurizer(config).transform(pairs))
 
 
+def test_a_temporary_file_left_by_a_killed_writer_is_swept_and_its_shard_computed(tmp_path):
+    pairs = make_synthetic_pairs(300, seed=3)
+    work = tmp_path / "work"
+    n_shards = write_input_shards(pairs, work / "pairs", shard_size=100, kind="pairs")
+    stage = work / "features-test"
+    stage.mkdir()
+    stale = stage / f".{shard_name(1)}.tmp-99999"  # a worker SIGKILLed mid-write never reaches its cleanup
+    stale.write_bytes(b"half a parquet file")
+    inner = _FeatureShard(str(work / "pairs"), FeaturizerConfig(progress=False))
+    assert run_shards(inner, stage, n_shards, use_ray=False) == [0, 1, 2]
+    assert not stale.exists() and not list(stage.glob(".*tmp*"))
+
+
 def test_scoring_through_ray_matches_on_synthetic_pairs(tmp_path, local_ray):
     pairs = make_synthetic_pairs(3000, seed=4)
     assert_same_step(pairs, tmp_path / "work", shard_size=700)

@@ -101,6 +101,20 @@ def _write_table(table: Any, path: Path) -> None:
             tmp.unlink()
 
 
+def _temporary_files(out_dir: Path) -> list[Path]:
+    return list(out_dir.glob(".shard-*.tmp-*"))
+
+
+def _settle(out_dir: Path, *, timeout: float = 60.0) -> None:
+    """Wait until no shard is being written under ``out_dir``: when one task fails, Ray's other tasks may still be
+    mid-write, and a caller that resumes must not race them."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 3 and time.monotonic() < deadline:
+        quiet = 0 if _temporary_files(out_dir) else quiet + 1
+        time.sleep(0.2)
+
+
 def _read_table(path: Path) -> Any:
     import pyarrow.parquet as pq
 
@@ -219,6 +233,8 @@ def run_shards(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in _temporary_files(out_dir):  # left by a worker killed mid-write; never a complete shard
+        stale.unlink(missing_ok=True)
     todo = []
     for i in range(n_shards):
         path = out_dir / shard_name(i)
@@ -238,7 +254,11 @@ def run_shards(
     map_kwargs: dict[str, Any] = {"num_cpus": 1}
     if concurrency:
         map_kwargs["concurrency"] = int(concurrency)
-    done = sorted(int(r["shard"]) for r in ds.map(task, **map_kwargs).take_all())
+    try:
+        done = sorted(int(r["shard"]) for r in ds.map(task, **map_kwargs).take_all())
+    except Exception:
+        _settle(out_dir)
+        raise
     logger.info("%s: wrote %d shards", out_dir.name, len(done))
     return done
 
