@@ -70,10 +70,11 @@ class SelectionConfig:
     flip_confidence: float = _f(
         0.9,
         "One-sided confidence of the lower bound on P(AI label wrong) that must exceed 0.5 for a flip (the mistake "
-        "model's Laplace posterior); 1 = never flip. 0.9 won over 0.85 and 0.8 on the five benchmark settings (seeds "
-        "0-5, 2-10 percent): 59-98 percent of its flips right where 0.8 fell to 35-45 percent on PandaLM without "
-        "evidence and HH-RLHF with a length-biased judge, PandaLM/GPT-3.5 at 6 percent 85.3 against 84.7 percent; the "
-        "cost is PandaLM-7B at 2 percent, 81.0 against 82.1.",
+        "model's Laplace posterior: the smaller of the bound under the answers' mixture of prior widths and under the "
+        "tightest width); 1 = never flip. 0.9 won over 0.85 and 0.8 on the five benchmark settings (seeds 0-5, 2-10 "
+        "percent): at 0.85, 20-31 percent of the flips were right on HH-RLHF with a length-biased judge at 2-4 percent "
+        "and PandaLM/GPT-3.5 at 6 percent fell from 85.6 to 85.3 percent; 0.8 flipped coin tosses on PandaLM without "
+        "evidence as well.",
     )
 
 @dataclass

@@ -154,10 +154,11 @@ def test_the_lower_bound_follows_the_flip_confidence():
     strict = fit_mistake_model(design, answered=answered, wrong=wrong, config=SelectionConfig(flip_confidence=0.99))
     p_loose, low_loose = loose.predict(design.matrix)
     p_strict, low_strict = strict.predict(design.matrix)
-    # A 50% bound is the smallest of the estimates under the prior widths: never above the mixture's.
+    # A 50% bound is the smaller of the mixture's estimate and the tightest prior width's: never above the mixture's.
     x = np.column_stack([np.ones(200), design.matrix])
-    smallest = np.min([x @ c for c in loose.width_coef], axis=0)
-    np.testing.assert_allclose(low_loose, 1.0 / (1.0 + np.exp(-smallest)))
+    smaller = np.minimum(x @ loose.coef, x @ loose.tight_coef)
+    np.testing.assert_allclose(low_loose, 1.0 / (1.0 + np.exp(-smaller)))
+    assert (x @ loose.tight_coef < x @ loose.coef).any()  # the tight width binds somewhere: a strong signal it shrinks
     assert (low_loose <= p_loose + 1e-12).all()
     assert (low_strict < p_strict).all()
     # The bound expected after more answers is tighter: never below today's where P(wrong) is above one half.
