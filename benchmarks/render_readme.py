@@ -58,7 +58,7 @@ CHOICES = [
     ("queue order", "the chance an answer changes the final label, counting the flips to come", "P(wrong); min(P, 1 - P)", "8d6ad8f, c43d660, 3d3be7e"),
     ("flips to come", "k answers to come add k times the pool's mean Fisher information to the posterior precision", "the covariance shrunk by n / (n + k)", "3080ddb"),
     ("flip confidence", "one-sided 90%", "80%, 85%", "c43d660, 08a1012"),
-    ("flip bound", "above one half under every prior width", "under the evidence-weighted mixture only", "c32f493"),
+    ("flip bound", "above one half under the evidence-weighted mixture and under the tightest prior width", "under every prior width; under the mixture only", "c32f493, 6d85887"),
 ]
 HISTORY_COMMIT = "8d95fdf"
 
