@@ -500,7 +500,7 @@ def fit_mistake_model(design: Design, *, answered: np.ndarray, wrong: np.ndarray
         coef = np.sum([w * f[0] for w, f in zip(weight, fits)], axis=0)
         cov = np.sum([w * (f[1] + np.outer(f[0] - coef, f[0] - coef)) for w, f in zip(weight, fits)], axis=0)
         prior_sd = float(np.exp(np.sum(weight * np.log(PRIOR_SD_GRID))))
-        tight_coef, tight_cov = fits[0][0], fits[0][1]
+        tight_coef, tight_cov, _ = fits[int(np.argmin(PRIOR_SD_GRID))]
     return MistakeModel(names=list(design.names), descriptions=list(design.descriptions), coef=coef, covariance=cov,
                         prior_mean=prior_mean, n_answers=int(answered.sum()), n_mistakes=int((y != 0).sum()),
                         confidence=config.flip_confidence, prior_sd=prior_sd, tight_coef=tight_coef,
