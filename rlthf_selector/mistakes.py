@@ -127,6 +127,11 @@ def chose_shorter(pairs: PreferencePairs) -> np.ndarray:
     return -np.log((len_a + 1.0) / (len_b + 1.0)) * pairs.ai_label
 
 
+# The prior leans on this cue because raters of helpfulness favour the longer answer (on PandaLM it alone ranks
+# GPT-3.5's mistakes at AUC 0.69). Its direction is the data's, not a law: in HH-RLHF harmless-base the safer answer
+# is often the shorter refusal, and with a judge that errs at random the cue marks a *right* label (AUC 0.41-0.42 on
+# the unlabelled pairs). About a hundred answers do not turn it there (at 6 percent its weight is -0.2 to +0.4, above
+# zero on five seeds of six), nor with a prior width per signal: among the pairs the queue asks, the cue looks neutral.
 @register_signal("ai_chose_shorter", "the AI chose the shorter response", prior_weight=0.5)
 def _ai_chose_shorter(ctx: SignalContext) -> np.ndarray:
     return chose_shorter(ctx.pairs)
