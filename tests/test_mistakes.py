@@ -15,6 +15,7 @@ from rlthf_selector.mistakes import (
     estimate_mistakes,
     fit_logistic_map,
     fit_mistake_model,
+    other_verdicts_against,
     register_signal,
 )
 from rlthf_selector.pairs import PreferencePairs
@@ -23,7 +24,7 @@ from rlthf_selector.pairs import PreferencePairs
 def make_pairs(n=6, *, extra=None, human=None):
     return PreferencePairs(
         ids=np.array([f"p{i}" for i in range(n)], dtype=object),
-        prompt=np.array(["q"] * n, dtype=object),
+        prompt=np.array([f"q{i}" for i in range(n)], dtype=object),  # a pair per prompt, as in HH-RLHF
         response_a=np.array(["a" * (10 * (i + 1)) for i in range(n)], dtype=object),
         response_b=np.array(["b" * 30] * n, dtype=object),
         ai_label=np.array([1, -1] * (n // 2), np.int8),
@@ -47,6 +48,29 @@ def test_signals_are_oriented_so_that_larger_means_more_suspect():
     np.testing.assert_array_equal(np.sign(shorter), [1, -1, 0, 1, -1, 1])
     assert shorter[0] == pytest.approx(np.log(31 / 11))
     assert all(s.description for s in signals.values())
+
+
+def test_other_verdicts_on_a_prompt_that_rank_the_rejected_response_higher_mark_the_ai_label():
+    # Prompt q compares x, y and z; the AI says x > y, y > z and z > x (a cycle), and x > w, where w appears once.
+    # Prompt r has a single pair.
+    pairs = PreferencePairs(
+        ids=["xy", "yz", "zx", "xw", "r"], prompt=["q", "q", "q", "q", "r"],
+        response_a=["x", "y", "z", "x", "u"], response_b=["y", "z", "x", "w", "v"], ai_label=[1, 1, 1, 1, -1],
+    )
+    # xy: the other pairs give y +1 (over z), x +1 - 1 (over w, under z): rejected y 1 - chosen x 0 = 1.
+    # yz: z +1 (over x), y -1 (under x): 2. zx: x +2 (over y and w), z -1 (under y): 3.
+    # xw: w is compared nowhere else, x is: w 0 - x (+1 - 1) = 0. r: nothing else on its prompt.
+    np.testing.assert_array_equal(other_verdicts_against(pairs), [1, 2, 3, 0, np.nan])
+    # A human answer replaces the AI's verdict for the siblings: the human's z > y leaves y (-1) below x (0), so xy
+    # turns to -1, and z one win short of x (1 against 2), so zx turns to 1. yz's own answer does not count for it.
+    answered = pairs.replace(human_label=np.array([0, -1, 0, 0, 0], np.int8))
+    np.testing.assert_array_equal(other_verdicts_against(answered), [-1, 2, 1, 0, np.nan])
+    # Pairs without an AI label get no value; a pool of one pair per prompt has no such signal at all.
+    unlabelled = pairs.replace(ai_label=np.array([0, 1, 1, 1, -1], np.int8))
+    assert np.isnan(other_verdicts_against(unlabelled)[0])
+    names = [s.name for s in compute_signals(SignalContext(pairs, np.zeros(5)))]
+    assert "other_verdicts_disagree" in names
+    assert "other_verdicts_disagree" not in [s.name for s in compute_signals(SignalContext(make_pairs(), np.zeros(6)))]
 
 
 def test_judge_evidence_signals_appear_with_their_evidence_and_missing_values_get_a_column():
