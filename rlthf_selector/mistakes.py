@@ -19,6 +19,7 @@ starts at zero and moves only as far as the answers justify.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -150,27 +151,33 @@ def other_verdicts_against(pairs: PreferencePairs) -> np.ndarray:
     ndarray of float64, shape (n,)
         NaN where the pair has no AI label or neither response is compared in another judged pair.
     """
-    n = len(pairs)
+    out = np.full(len(pairs), np.nan)
+    # Only pairs whose prompt has other pairs can have a value; on pools of one pair per prompt this is all it costs.
+    prompt_count = Counter(pairs.prompt.tolist())
+    shared = np.flatnonzero(np.fromiter((prompt_count[p] > 1 for p in pairs.prompt), dtype=bool, count=len(pairs)))
+    if shared.size == 0:
+        return out
     response_id: dict[tuple[str, str], int] = {}  # (prompt, response) -> index
 
     def ids(responses: np.ndarray) -> np.ndarray:
-        keys = zip(pairs.prompt, responses)
-        return np.fromiter((response_id.setdefault(k, len(response_id)) for k in keys), dtype=np.int64, count=n)
+        keys = zip(pairs.prompt[shared], responses[shared])
+        return np.fromiter((response_id.setdefault(k, len(response_id)) for k in keys), np.int64, shared.size)
 
     side_a, side_b = ids(pairs.response_a), ids(pairs.response_b)
     m = len(response_id)
-    verdict = np.where(pairs.human_label != 0, pairs.human_label, pairs.ai_label).astype(np.int64)
+    human, ai = pairs.human_label[shared].astype(np.int64), pairs.ai_label[shared].astype(np.int64)
+    verdict = np.where(human != 0, human, ai)
     judged = verdict != 0
     winner = np.where(verdict > 0, side_a, side_b)[judged]
     loser = np.where(verdict > 0, side_b, side_a)[judged]
     net_wins = np.bincount(winner, minlength=m) - np.bincount(loser, minlength=m)
     times_judged = np.bincount(np.concatenate([winner, loser]), minlength=m)
-    ai = np.asarray(pairs.ai_label, dtype=np.int64)
     chosen, rejected = np.where(ai > 0, side_a, side_b), np.where(ai > 0, side_b, side_a)
     # Take the pair's own verdict out: it moved the difference by -2 where it sides with the AI, +2 where not.
     against = net_wins[rejected] - net_wins[chosen] + 2 * verdict * ai
     compared_elsewhere = (times_judged[side_a] - judged > 0) | (times_judged[side_b] - judged > 0)
-    return np.where((ai != 0) & compared_elsewhere, against, np.nan).astype(np.float64)
+    out[shared] = np.where((ai != 0) & compared_elsewhere, against, np.nan)
+    return out
 
 
 # The same kind of evidence as a disagreeing second judge, so the same prior weight. On PandaLM (170 instructions,
