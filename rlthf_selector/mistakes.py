@@ -19,7 +19,6 @@ starts at zero and moves only as far as the answers justify.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -151,10 +150,16 @@ def other_verdicts_against(pairs: PreferencePairs) -> np.ndarray:
     ndarray of float64, shape (n,)
         NaN where the pair has no AI label or neither response is compared in another judged pair.
     """
-    out = np.full(len(pairs), np.nan)
-    # Only pairs whose prompt has other pairs can have a value; on pools of one pair per prompt this is all it costs.
-    prompt_count = Counter(pairs.prompt.tolist())
-    shared = np.flatnonzero(np.fromiter((prompt_count[p] > 1 for p in pairs.prompt), dtype=bool, count=len(pairs)))
+    n = len(pairs)
+    out = np.full(n, np.nan)
+    # Only pairs with a response that appears in another pair of the same prompt can have a value. Hashes find them
+    # cheaply (a collision only lets a pair through to the exact count below), so a pool of a million pairs with
+    # one pair per prompt, or with every response new, costs a second and no index of its texts.
+    key_hash = np.concatenate([np.fromiter(map(hash, zip(pairs.prompt, side)), np.int64, n)
+                               for side in (pairs.response_a, pairs.response_b)])
+    _, inverse, count = np.unique(key_hash, return_inverse=True, return_counts=True)
+    repeated = count[inverse] > 1
+    shared = np.flatnonzero(repeated[:n] | repeated[n:])
     if shared.size == 0:
         return out
     response_id: dict[tuple[str, str], int] = {}  # (prompt, response) -> index
@@ -167,16 +172,16 @@ def other_verdicts_against(pairs: PreferencePairs) -> np.ndarray:
     m = len(response_id)
     human, ai = pairs.human_label[shared].astype(np.int64), pairs.ai_label[shared].astype(np.int64)
     verdict = np.where(human != 0, human, ai)
-    judged = verdict != 0
+    judged = (verdict != 0) & (side_a != side_b)  # a pair of two identical responses ranks nothing
     winner = np.where(verdict > 0, side_a, side_b)[judged]
     loser = np.where(verdict > 0, side_b, side_a)[judged]
     net_wins = np.bincount(winner, minlength=m) - np.bincount(loser, minlength=m)
     times_judged = np.bincount(np.concatenate([winner, loser]), minlength=m)
     chosen, rejected = np.where(ai > 0, side_a, side_b), np.where(ai > 0, side_b, side_a)
     # Take the pair's own verdict out: it moved the difference by -2 where it sides with the AI, +2 where not.
-    against = net_wins[rejected] - net_wins[chosen] + 2 * verdict * ai
+    against = net_wins[rejected] - net_wins[chosen] + 2 * np.where(judged, verdict * ai, 0)
     compared_elsewhere = (times_judged[side_a] - judged > 0) | (times_judged[side_b] - judged > 0)
-    out[shared] = np.where((ai != 0) & compared_elsewhere, against, np.nan)
+    out[shared] = np.where((ai != 0) & (side_a != side_b) & compared_elsewhere, against, np.nan)
     return out
 
 

@@ -65,6 +65,11 @@ def test_other_verdicts_on_a_prompt_that_rank_the_rejected_response_higher_mark_
     # turns to -1, and z one win short of x (1 against 2), so zx turns to 1. yz's own answer does not count for it.
     answered = pairs.replace(human_label=np.array([0, -1, 0, 0, 0], np.int8))
     np.testing.assert_array_equal(other_verdicts_against(answered), [-1, 2, 1, 0, np.nan])
+    # A pair of two identical responses ranks nothing: it gets no value and moves no other pair's.
+    same = PreferencePairs(ids=["xy", "yz", "zx", "xw", "r", "yy"], prompt=["q", "q", "q", "q", "r", "q"],
+                           response_a=["x", "y", "z", "x", "u", "y"], response_b=["y", "z", "x", "w", "v", "y"],
+                           ai_label=[1, 1, 1, 1, -1, 1])
+    np.testing.assert_array_equal(other_verdicts_against(same), [1, 2, 3, 0, np.nan, np.nan])
     # Pairs without an AI label get no value; a pool of one pair per prompt has no such signal at all.
     unlabelled = pairs.replace(ai_label=np.array([0, 1, 1, 1, -1], np.int8))
     assert np.isnan(other_verdicts_against(unlabelled)[0])
