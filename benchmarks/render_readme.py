@@ -35,7 +35,8 @@ SIMULATE_RUNS = {
                       "Gold is the majority of three human votes (ties dropped); PandaLM-7B's verdict is the second "
                       "judge, one of the mistake model's signals."),
     "pandalm-gpt35-no-evidence": ("PandaLM, real GPT-3.5 labels, no judge evidence (`--no-evidence`)", "PandaLM, GPT-3.5 alone",
-                                  "The same pairs with every judge-evidence field dropped before any strategy sees it."),
+                                  "The same pairs with every judge-evidence field dropped before any strategy sees it. The AI's "
+                                  "verdicts stay, and with them the signal of its other verdicts on the same prompt."),
     "pandalm-7b": ("PandaLM, real PandaLM-7B labels, GPT-3.5 as the second judge (`--ai-labels pandalm-7b`)", "PandaLM, PandaLM-7B + a second judge",
                    "The weaker judge labels; GPT-3.5's verdict is the second judge."),
     "hh-harmless-uniform25": ("HH-RLHF harmless-base, uniform 25% noise", "HH-RLHF harmless, 25% random errors",
@@ -54,6 +55,7 @@ PANDALM_7B_BEFORE = {0.02: 0.828, 0.06: 0.845, 0.10: 0.864}
 # file's history at HISTORY_COMMIT, or in the message of the commit given in the last column.
 CHOICES = [
     ("signals", "the reward gap, its weak agreement (-max(gap, 0)), the length cue, each judge-evidence field", "cleanlab's self-confidence, the curve region as columns; \\|gap\\| for the weak agreement", "0710554, 2fab107"),
+    ("other verdicts on the prompt", "net wins from the prompt's other pairs, each judged by its human answer or else the AI; prior weight 0.8", "the AI's verdicts only; prior weight 0.5 or 0.3", "60c5368"),
     ("prior width", "every width on a grid, weighted by its Laplace evidence", "one fixed width; the single best width", "57bbb53, 3f2a676"),
     ("queue order", "the chance an answer changes the final label, counting the flips to come", "P(wrong); min(P, 1 - P)", "8d6ad8f, c43d660, 3d3be7e"),
     ("flips to come", "k answers to come add k times the pool's mean Fisher information to the posterior precision", "the covariance shrunk by n / (n + k)", "3080ddb"),
