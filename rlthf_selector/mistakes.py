@@ -1,7 +1,8 @@
 """The mistake model: the probability that each pair's AI label is wrong, learned from the human answers.
 
 Every human answer says whether the AI was wrong on that pair. The mistake model reads a matrix of named
-*signals* (the reward gap, the length cue, each piece of the judge's own evidence, ...) and fits a Bayesian
+*signals* (the reward gap, the length cue, the other verdicts on the same prompt, each piece of the judge's own
+evidence, ...) and fits a Bayesian
 logistic regression of "the AI was wrong" on them, shrunk toward a prior that needs no answer at all. It decides
 which pairs are asked (highest expected gain first), which AI labels are flipped (only where the lower confidence
 bound on P(wrong) is above one half) and it says in plain words which signals mark the AI's mistakes on the data
@@ -12,9 +13,10 @@ A signal is one small unit in :data:`SIGNALS`: a name, the words the report quot
 weight. Adding a signal is adding one :func:`register_signal` entry.
 
 The prior weights are set by reasoning, not fitted to any benchmark data set (README of ``benchmarks/``):
-the reward model contradicting the AI label counts most, as RLTHF assumes; its weak agreement, a judge that chose the
-shorter answer, a disagreeing second judge, an inconsistent or unsure judge each add a little. Everything else
-starts at zero and moves only as far as the answers justify.
+another verdict against the AI label counts most: the reward model's, as RLTHF assumes, a second judge's, or the
+verdicts on the prompt's other pairs. The reward model's weak agreement, a judge that chose the shorter answer, an
+inconsistent or unsure judge each add a little. Everything else starts at zero and moves only as far as the answers
+justify.
 """
 
 from __future__ import annotations
