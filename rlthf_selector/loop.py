@@ -16,7 +16,8 @@ import numpy as np
 
 from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
 from rlthf_selector.curve import CurveAnalysis, analyze_curve
-from rlthf_selector.mistakes import MistakeEstimate, Signal, SignalContext, compute_signals, estimate_mistakes
+from rlthf_selector.mistakes import MistakeEstimate, estimate_mistakes
+from rlthf_selector.signals import Signal, SignalContext, compute_signals
 from rlthf_selector.pairs import LabelSource, PreferencePairs
 from rlthf_selector.selection import (
     Region,
@@ -64,7 +65,7 @@ class StepResult:
     labels : int8, resolved label (human > flipped > AI > RM).
     label_source : int8 :class:`~rlthf_selector.pairs.LabelSource`
     train_weight : float64, each pair's weight in this step's training (0 = not trained on).
-    signals : list of :class:`~rlthf_selector.mistakes.Signal` the mistake model reads (empty for ``paper``).
+    signals : list of :class:`~rlthf_selector.signals.Signal` the mistake model reads (empty for ``paper``).
     mistakes : :class:`~rlthf_selector.mistakes.MistakeEstimate`, P(AI label wrong) per pair and the fitted model;
         None for ``paper``.
     gain : float64, the chance a human answer changes the pair's label (the queue's order).

@@ -13,7 +13,7 @@ import numpy as np
 
 from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
 from rlthf_selector.intervals import auc
-from rlthf_selector.mistakes import chose_shorter
+from rlthf_selector.signals import chose_shorter
 from rlthf_selector.pairs import LabelSource, PreferencePairs
 
 STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "rlthf-paper", "random", "margin", "cleanlab", "evidence-only",

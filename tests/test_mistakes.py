@@ -1,4 +1,4 @@
-"""The mistake model: signals, their design matrix, the Bayesian logistic fit, its prior and what it says."""
+"""The signals and the mistake model: their design matrix, the Bayesian logistic fit, its prior and what it says."""
 
 import numpy as np
 import pytest
@@ -7,18 +7,20 @@ from scipy.stats import norm
 from rlthf_selector.config import SelectionConfig
 from rlthf_selector.mistakes import (
     PRIOR_SD_GRID,
-    SIGNALS,
-    Signal,
-    SignalContext,
-    compute_signals,
     design_matrix,
     estimate_mistakes,
     fit_logistic_map,
     fit_mistake_model,
+)
+from rlthf_selector.pairs import PreferencePairs
+from rlthf_selector.signals import (
+    SIGNALS,
+    Signal,
+    SignalContext,
+    compute_signals,
     other_verdicts_against,
     register_signal,
 )
-from rlthf_selector.pairs import PreferencePairs
 
 
 def make_pairs(n=6, *, extra=None, human=None):

@@ -132,7 +132,7 @@ def _pool_with_a_second_judge(n=300, seed=5):
 def test_the_rivals_evidence_only_and_length_ask_what_they_say():
     from rlthf_selector.config import BradleyTerryConfig, CurveConfig, FeaturizerConfig, LoopConfig, SelectionConfig
     from rlthf_selector.evidence import judge_doubt
-    from rlthf_selector.mistakes import chose_shorter
+    from rlthf_selector.signals import chose_shorter
     from rlthf_selector.simulate import Simulation, SimulationData
 
     pool = _pool_with_a_second_judge()
