@@ -60,9 +60,10 @@ class SelectionConfig:
     method: str = _f(
         "learned",
         "'learned': a mistake model over named signals (the reward gap and how weakly it agrees, the length cue, "
-        "the other verdicts on the same prompt, each piece of judge evidence) estimates P(AI label wrong) for every pair and is refitted on the human "
-        "answers; humans get the pairs whose final label an answer most likely changes, a label is flipped where the "
-        "lower confidence bound on P(wrong) is above 0.5 (rlthf_selector.mistakes). "
+        "the other verdicts on the same prompt, each piece of judge evidence) estimates P(AI label wrong) for every "
+        "pair and is refitted on the human answers; humans get the pairs whose final label an answer most likely "
+        "changes, a label is flipped where the lower confidence bound on P(wrong) is above 0.5 "
+        "(rlthf_selector.mistakes). "
         "'paper': the paper's procedure exactly: only the knee-to-reflection band is asked (most contradicted first), "
         "pairs beyond the geometric reflection point are flipped, no control draws, nothing learned.",
         choices=("learned", "paper"),

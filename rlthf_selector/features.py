@@ -27,7 +27,7 @@ import numpy as np
 
 from rlthf_selector.config import FeaturizerConfig
 from rlthf_selector.embedding_cache import EmbeddingCache
-from rlthf_selector.pairs import PreferencePairs
+from rlthf_selector.pairs import PreferencePairs, unique_index
 
 DEFAULT_CACHE_DIR = "~/.cache/rlthf/embeddings"
 N_LENGTH_FEATURES = 2
@@ -75,18 +75,6 @@ def length_features(texts: Sequence[str]) -> np.ndarray:
         out[i, 0] = np.log1p(len(text))
         out[i, 1] = np.log1p(len(text.split()))
     return out
-
-
-def _unique_index(*columns: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
-    """Unique texts over several columns, and each column as positions into them."""
-    lookup: dict[str, int] = {}
-    positions = []
-    for column in columns:
-        pos = np.empty(len(column), dtype=np.int64)
-        for i, text in enumerate(column):
-            pos[i] = lookup.setdefault(text, len(lookup))
-        positions.append(pos)
-    return list(lookup), positions
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,7 +138,7 @@ class HashingFeaturizer(Featurizer):
     def _transform_chunk(self, prompts: np.ndarray, responses_a: np.ndarray, responses_b: np.ndarray) -> np.ndarray:
         from sklearn.preprocessing import normalize
 
-        texts, (p_pos, a_pos, b_pos) = _unique_index(prompts, responses_a, responses_b)
+        texts, (p_pos, a_pos, b_pos) = unique_index(prompts, responses_a, responses_b)
         counts = self._vectorizer.transform(texts).tocsr()
         log_counts = counts.copy()
         np.log1p(log_counts.data, out=log_counts.data)
@@ -308,7 +296,7 @@ class SentenceEncoderFeaturizer(Featurizer):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` (shape (m, k) float32), encoding only those not cached."""
         texts = list(texts)
-        unique, (pos,) = _unique_index(np.asarray(texts, dtype=object))
+        unique, (pos,) = unique_index(np.asarray(texts, dtype=object))
         found, vectors = self.cache.get_many(unique)
         missing = [t for t, f in zip(unique, found) if not f]
         if missing:
@@ -326,7 +314,7 @@ class SentenceEncoderFeaturizer(Featurizer):
         return vectors[pos]
 
     def transform(self, pairs: PreferencePairs) -> np.ndarray:
-        texts, (p_pos, a_pos, b_pos) = _unique_index(pairs.prompt, pairs.response_a, pairs.response_b)
+        texts, (p_pos, a_pos, b_pos) = unique_index(pairs.prompt, pairs.response_a, pairs.response_b)
         emb = self.embed(texts)
         norms = np.linalg.norm(emb, axis=1)
         norms[norms == 0] = 1.0

@@ -17,7 +17,6 @@ import numpy as np
 from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
 from rlthf_selector.curve import CurveAnalysis, analyze_curve
 from rlthf_selector.mistakes import MistakeEstimate, estimate_mistakes
-from rlthf_selector.signals import Signal, SignalContext, compute_signals
 from rlthf_selector.pairs import LabelSource, PreferencePairs
 from rlthf_selector.selection import (
     Region,
@@ -28,6 +27,7 @@ from rlthf_selector.selection import (
     resolve_labels,
     select_pairs,
 )
+from rlthf_selector.signals import Signal, SignalContext, compute_signals
 
 
 class Annotator(ABC):

@@ -240,3 +240,16 @@ def chosen_rejected(pairs: PreferencePairs, labels: np.ndarray) -> tuple[np.ndar
     chosen = np.where(a_wins, pairs.response_a, pairs.response_b)
     rejected = np.where(a_wins, pairs.response_b, pairs.response_a)
     return chosen, rejected
+
+
+def unique_index(*columns: Sequence[Any]) -> tuple[list[Any], list[np.ndarray]]:
+    """The distinct values over several columns (texts, or tuples of texts), in order of first appearance, and each
+    column as int64 positions into them."""
+    lookup: dict[Any, int] = {}
+    positions = []
+    for column in columns:
+        pos = np.empty(len(column), dtype=np.int64)
+        for i, value in enumerate(column):
+            pos[i] = lookup.setdefault(value, len(lookup))
+        positions.append(pos)
+    return list(lookup), positions

@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rlthf_selector.pairs import PreferencePairs
+from rlthf_selector.pairs import PreferencePairs, unique_index
+
 
 @dataclass
 class SignalContext:
@@ -145,14 +146,9 @@ def other_verdicts_against(pairs: PreferencePairs) -> np.ndarray:
     shared = np.flatnonzero(repeated[:n] | repeated[n:])
     if shared.size == 0:
         return out
-    response_id: dict[tuple[str, str], int] = {}  # (prompt, response) -> index
-
-    def ids(responses: np.ndarray) -> np.ndarray:
-        keys = zip(pairs.prompt[shared], responses[shared])
-        return np.fromiter((response_id.setdefault(k, len(response_id)) for k in keys), np.int64, shared.size)
-
-    side_a, side_b = ids(pairs.response_a), ids(pairs.response_b)
-    m = len(response_id)
+    responses, (side_a, side_b) = unique_index(*(list(zip(pairs.prompt[shared], side[shared]))
+                                                 for side in (pairs.response_a, pairs.response_b)))
+    m = len(responses)  # distinct (prompt, response)
     human, ai = pairs.human_label[shared].astype(np.int64), pairs.ai_label[shared].astype(np.int64)
     verdict = np.where(human != 0, human, ai)
     judged = (verdict != 0) & (side_a != side_b)  # a pair of two identical responses ranks nothing
