@@ -234,6 +234,9 @@ def render(results: Path = RESULTS) -> str:
         f"`rlthf`'s pool label accuracy beside the best rival's (mean of seeds; rivals {', '.join(DEFAULT_RIVALS)}; on "
         "HH-RLHF, where no judge evidence exists, the same list), its flips summed over seeds, and the mistake model's",
         "AUC on the pairs no human labelled beside the best single signal's on the same pairs (`benchmarks/standing.py`).",
+        "The last column is the model's calibration where it counts: the unlabelled pairs it rates more likely wrong than",
+        "right (P(wrong) >= 0.5, the only pairs it may flip), their mean P(wrong) and the share gold says is wrong,",
+        "seeds pooled. Each run's `.md` file has every band.",
         "",
     ]
     for stem in ordered:

@@ -197,6 +197,43 @@ def auc(score: Any, positive: Any, *, sample_weight: Any = None) -> float | None
     return float((pos_at * (neg_below + 0.5 * neg_at)).sum() / (w_pos * w_neg))
 
 
+def calibration_bands(prob: Any, positive: Any, *, edges: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0)
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How predicted probabilities compare with what happened, band by band (a reliability table).
+
+    Parameters
+    ----------
+    prob : array-like of float, shape (n,)
+        Predicted probabilities in [0, 1]; NaN entries are left out.
+    positive : array-like of bool, shape (n,)
+        What happened.
+    edges : sequence of float, length b + 1
+        Increasing band edges; band i holds ``edges[i] <= prob < edges[i + 1]``, the last band its upper edge too.
+
+    Returns
+    -------
+    count : ndarray of int64, shape (b,)
+    mean_prob, rate : ndarray of float64, shape (b,)
+        The band's mean prediction and its share of positives; NaN for an empty band.
+    """
+    p = np.asarray(prob, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    e = np.asarray(edges, dtype=np.float64)
+    if p.shape != y.shape or p.ndim != 1:
+        raise ValueError(f"prob {p.shape} and positive {y.shape} must be 1-d of one length")
+    if e.ndim != 1 or e.shape[0] < 2 or np.any(np.diff(e) <= 0):
+        raise ValueError(f"edges must be increasing with at least two entries, got {list(e)}")
+    known = ~np.isnan(p)
+    if np.any((p[known] < e[0]) | (p[known] > e[-1])):
+        raise ValueError(f"prob must lie within the edges [{e[0]}, {e[-1]}]")
+    band = np.clip(np.searchsorted(e, p[known], side="right") - 1, 0, e.shape[0] - 2)
+    count = np.bincount(band, minlength=e.shape[0] - 1).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_prob = np.bincount(band, weights=p[known], minlength=e.shape[0] - 1) / count
+        rate = np.bincount(band, weights=y[known].astype(np.float64), minlength=e.shape[0] - 1) / count
+    return count, mean_prob, rate
+
+
 def effective_size(weights: Any) -> float:
     """Kish's effective sample size ``(sum w)^2 / sum w^2`` (the count itself when all weights are equal)."""
     w = np.asarray(weights, dtype=np.float64)
@@ -363,6 +400,7 @@ __all__ = [
     "PROPORTION_METHODS",
     "auc",
     "auc_estimate",
+    "calibration_bands",
     "check_confidence",
     "clopper_pearson_interval",
     "combine_totals",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -279,6 +279,7 @@ def estimates_markdown(records: Sequence[dict]) -> str:
     for strategy in strategies:
         lines += ["", f"Truth inside the interval, `{strategy}`: " + "; ".join(
             f"{_ESTIMATE_NAMES[k]} {sum(v)}/{len(v)}" for k, v in covered[strategy].items() if v) + "."]
+    lines += calibration_markdown(records)
     seen: dict[tuple[str, str], int] = {}
     for r in records:
         for w in r.get("warnings", []):
@@ -289,6 +290,48 @@ def estimates_markdown(records: Sequence[dict]) -> str:
     for (strategy, gist), count in seen.items():
         lines += ["", f"**Warning** (`{strategy}`, {count} of {runs[strategy]} runs): {gist}."]
     return "\n".join(lines)
+
+
+def pool_calibration(calibrations: Sequence[dict]) -> dict[str, Any] | None:
+    """Sum the ``calibration`` bands of several runs (``rlthf simulate``'s mistake-model reports, one set of edges):
+    the pairs per band, their mean P(AI label wrong) and the share gold says is wrong, None for an empty band.
+    None when no run has bands."""
+    calibrations = [c for c in calibrations if c and c.get("pairs")]
+    if not calibrations:
+        return None
+    edges = calibrations[0]["edges"]
+    if any(c["edges"] != edges for c in calibrations):
+        raise ValueError("calibration bands with different edges cannot be pooled")
+    pairs = np.sum([c["pairs"] for c in calibrations], axis=0)
+    prob = np.sum([[0.0 if m is None else m * n for m, n in zip(c["mean_prob"], c["pairs"])] for c in calibrations], 0)
+    wrong = np.sum([[0.0 if r is None else r * n for r, n in zip(c["mistake_rate"], c["pairs"])] for c in calibrations],
+                   axis=0)
+    return {"edges": list(edges), "pairs": [int(n) for n in pairs],
+            "mean_prob": [float(p / n) if n else None for p, n in zip(prob, pairs)],
+            "mistake_rate": [float(w / n) if n else None for w, n in zip(wrong, pairs)]}
+
+
+def calibration_markdown(records: Sequence[dict]) -> list[str]:
+    """The mistake model's P(AI label wrong) on the pairs no human labelled beside gold, per strategy and budget,
+    pooled over seeds (the ``calibration`` of each record's ``mistake_model``); no lines without any."""
+    pooled: dict[tuple[str, float], list[dict]] = {}
+    for r in records:
+        calibration = (r.get("mistake_model") or {}).get("calibration")
+        if calibration:
+            pooled.setdefault((r["strategy"], r["budget"]), []).append(calibration)
+    if not pooled:
+        return []
+    edges = next(iter(pooled.values()))[0]["edges"]
+    bands = [f"{lo:g}-{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])]
+    lines = ["", "The mistake model's P(AI label wrong) on the pairs no human labelled, beside gold, seeds pooled "
+             "(mean P / share wrong, pairs), by band of P:", "",
+             "| strategy | budget | " + " | ".join(bands) + " |", "| --- | --- |" + " --- |" * len(bands)]
+    for (strategy, budget), calibrations in pooled.items():
+        band = pool_calibration(calibrations)
+        cells = [f"{_fmt(m)} / {_fmt(w)}, {n}" if n else "—"
+                 for m, w, n in zip(band["mean_prob"], band["mistake_rate"], band["pairs"])]
+        lines.append(f"| {strategy} | {100 * budget:.0f}% | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _fmt(x: float | None) -> str:

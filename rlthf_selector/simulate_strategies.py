@@ -12,14 +12,16 @@ from typing import Any, Callable
 import numpy as np
 
 from rlthf_selector.config import CurveConfig, LoopConfig, SelectionConfig
-from rlthf_selector.intervals import auc
-from rlthf_selector.signals import chose_shorter
+from rlthf_selector.intervals import auc, calibration_bands
 from rlthf_selector.pairs import LabelSource, PreferencePairs
+from rlthf_selector.signals import chose_shorter
 
 STRATEGIES = ("ai-only", "rlthf", "rlthf-one-shot", "rlthf-paper", "random", "margin", "cleanlab", "evidence-only",
               "length", "self-improve", "all-human")
 #: Strategies that spend no human labels: run once per seed, reported at every budget.
 BUDGET_FREE = ("ai-only", "self-improve", "all-human")
+#: Bands of the mistake model's P(AI label wrong) whose mean is set beside gold (:func:`mistake_model_report`).
+CALIBRATION_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass
@@ -159,7 +161,8 @@ def mistake_model_report(result: Any, pool: PreferencePairs) -> dict[str, Any]:
     dict
         ``model`` (:meth:`~rlthf_selector.mistakes.MistakeModel.to_dict`), ``auc`` (the model's), ``signal_auc``
         (each signal's, missing values ranked as the signal's mean), ``best_signal``, ``unlabeled`` and
-        ``mistakes`` (the pairs scored and the AI mistakes among them).
+        ``mistakes`` (the pairs scored and the AI mistakes among them), and ``calibration``: per band of
+        :data:`CALIBRATION_EDGES`, the pairs, their mean P(AI label wrong) and the share that gold says is wrong.
     """
     final = result.final_step
     scope = (result.pairs.human_label == 0) & (pool.ai_label != 0)
@@ -176,8 +179,15 @@ def mistake_model_report(result: Any, pool: PreferencePairs) -> dict[str, Any]:
     signal_auc["rm_unsure"] = auc(-np.abs(final.reward_gap[scope]), wrong)
     ranked = {k: v for k, v in signal_auc.items() if v is not None}
     best = max(ranked, key=ranked.get) if ranked else None
+    count, mean_prob, rate = calibration_bands(final.mistakes.prob[scope], wrong, edges=CALIBRATION_EDGES)
     return {"model": final.mistakes.model.to_dict(), "auc": auc(final.mistakes.prob[scope], wrong),
-            "signal_auc": signal_auc, "best_signal": best, "unlabeled": int(scope.sum()), "mistakes": int(wrong.sum())}
+            "signal_auc": signal_auc, "best_signal": best, "unlabeled": int(scope.sum()), "mistakes": int(wrong.sum()),
+            "calibration": {"edges": list(CALIBRATION_EDGES), "pairs": count.tolist(),
+                            "mean_prob": _nan_to_none(mean_prob), "mistake_rate": _nan_to_none(rate)}}
+
+
+def _nan_to_none(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in values]
 
 
 def beside_truth(estimates: dict[str, Any], truths: dict[str, float | None]) -> dict[str, Any]:

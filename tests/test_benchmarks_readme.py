@@ -65,6 +65,23 @@ def test_criteria_apply_the_tolerance(mine, verdict):
     assert line.endswith(f"| {verdict} |"), line
 
 
+def test_standing_pools_the_calibration_of_the_likely_mistakes():
+    render = _render_module()
+    output = _simulate_output([0.80, 0.90], [0.70, 0.70])
+    bands = [{"edges": [0.0, 0.5, 0.75, 1.0], "pairs": [90, 8, 2], "mean_prob": [0.1, 0.6, 0.9],
+              "mistake_rate": [0.1, 0.5, 1.0]},
+             {"edges": [0.0, 0.5, 0.75, 1.0], "pairs": [95, 0, 5], "mean_prob": [0.1, None, 0.8],
+              "mistake_rate": [0.2, None, 0.6]}]
+    output["estimates"] = [{"strategy": "rlthf", "budget": 0.06, "seed": s, "mistake_model": {"calibration": b}}
+                           for s, b in enumerate(bands)]
+    (row,) = render.standing(output)
+    # P >= 0.5: 8 + 2 + 0 + 5 pairs; mean P (4.8 + 1.8 + 4.0) / 15; wrong (4 + 2 + 3) / 15.
+    assert row["likely_pairs"] == 15
+    assert row["likely_mean_prob"] == pytest.approx(10.6 / 15)
+    assert row["likely_wrong"] == pytest.approx(9 / 15)
+    assert render.standing_markdown("x", [row]).splitlines()[-1].endswith("| 0.71 / 0.60 (15) |")
+
+
 def test_unknown_result_files_are_shown_not_dropped(tmp_path):
     render = _render_module()
     (tmp_path / "bench_new.json").write_text(json.dumps({"command": "python x.py", "machine": "m", "ratio": 1.5}))

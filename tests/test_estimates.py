@@ -9,6 +9,7 @@ from rlthf_selector.intervals import (
     Estimate,
     auc,
     auc_estimate,
+    calibration_bands,
     clopper_pearson_interval,
     combine_totals,
     control_total_estimate,
@@ -94,6 +95,29 @@ def test_weighted_auc_equals_replicated_sample():
     weight = rng.integers(1, 5, size=50)
     replicated = auc(np.repeat(score, weight), np.repeat(positive, weight))
     assert auc(score, positive, sample_weight=weight) == pytest.approx(replicated, abs=1e-12)
+
+
+def test_calibration_bands_known_answer():
+    prob = [0.1, 0.2, 0.6, 0.8, 1.0, np.nan]
+    happened = [False, True, True, False, True, True]
+    count, mean_prob, rate = calibration_bands(prob, happened, edges=(0.0, 0.5, 1.0))
+    assert count.tolist() == [2, 3]  # the NaN is left out; 1.0 falls in the last band
+    np.testing.assert_allclose(mean_prob, [0.15, 0.8])
+    np.testing.assert_allclose(rate, [0.5, 2 / 3])
+    count, mean_prob, rate = calibration_bands([0.3, 0.4], [True, False], edges=(0.0, 0.25, 0.5, 1.0))
+    assert count.tolist() == [0, 2, 0]
+    assert np.isnan(mean_prob[0]) and np.isnan(rate[2]) and rate[1] == 0.5
+
+
+@pytest.mark.parametrize("prob, edges, message", [
+    ([0.2, 1.2], (0.0, 1.0), "within the edges"),
+    ([0.2], (0.0, 0.5, 0.5, 1.0), "increasing"),
+    ([0.2, 0.3], (0.0, 1.0, 2.0), "one length"),  # two probabilities, one outcome below
+])
+def test_calibration_bands_name_bad_input(prob, edges, message):
+    positive = [True] if message == "one length" else [True] * len(prob)
+    with pytest.raises(ValueError, match=message):
+        calibration_bands(prob, positive, edges=edges)
 
 
 def test_hanley_mcneil_null_variance():

@@ -71,6 +71,23 @@ def test_instrument_sanity(simulated):
     assert all(s["roi_vs_random_mean"] == pytest.approx(1.0) for s in random_rows)
 
 
+def test_the_mistake_model_is_set_beside_gold_band_by_band(simulated):
+    pairs, out, data = simulated
+    reports = [e["mistake_model"] for e in data["estimates"] if e["strategy"] == "rlthf"]
+    assert len(reports) == 2 * 2
+    for report in reports:
+        band = report["calibration"]
+        assert band["edges"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+        assert sum(band["pairs"]) == report["unlabeled"]  # every unlabelled pair with an AI label, once
+        mistakes = sum(r * n for r, n in zip(band["mistake_rate"], band["pairs"]) if n)
+        assert round(mistakes) == report["mistakes"]
+        for lo, hi, p, n in zip(band["edges"], band["edges"][1:], band["mean_prob"], band["pairs"]):
+            assert (p is None) == (n == 0) and (p is None or lo <= p <= hi)
+    text = (out / "sim.md").read_text()
+    assert "The mistake model's P(AI label wrong) on the pairs no human labelled, beside gold" in text
+    assert "| rlthf | 4% |" in text
+
+
 def test_ai_only_matches_the_ai_accuracy_on_the_pool(simulated):
     pairs, out, data = simulated
     from rlthf_selector.simulate import heldout_split
@@ -207,3 +224,13 @@ def test_on_error_skip_runs_past_an_identical_pair_and_a_malformed_line_and_repo
                                {"where": f"{path}:21", "reason": "invalid JSON"}]
     notes = "\n".join(data["notes"])
     assert "skipped 2" in notes and "p.jsonl:8: response_a and response_b are identical" in notes
+
+
+def test_pooling_calibration_bands_with_different_edges_is_refused():
+    from rlthf_selector.report import pool_calibration
+
+    assert pool_calibration([]) is None
+    one = {"edges": [0.0, 1.0], "pairs": [2], "mean_prob": [0.5], "mistake_rate": [0.5]}
+    assert pool_calibration([one, one])["pairs"] == [4]
+    with pytest.raises(ValueError, match="different edges"):
+        pool_calibration([one, dict(one, edges=[0.0, 0.5], pairs=[2])])
