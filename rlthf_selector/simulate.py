@@ -27,8 +27,8 @@ from rlthf_selector.config import (
     LoopConfig,
     SelectionConfig,
 )
-from rlthf_selector.signals import chose_shorter
 from rlthf_selector.pairs import PreferencePairs
+from rlthf_selector.signals import chose_shorter
 from rlthf_selector.simulate_strategies import (
     BUDGET_FREE,
     STRATEGIES,

@@ -179,8 +179,9 @@ def mistake_model_report(result: Any, pool: PreferencePairs) -> dict[str, Any]:
     signal_auc["rm_unsure"] = auc(-np.abs(final.reward_gap[scope]), wrong)
     ranked = {k: v for k, v in signal_auc.items() if v is not None}
     best = max(ranked, key=ranked.get) if ranked else None
-    count, mean_prob, rate = calibration_bands(final.mistakes.prob[scope], wrong, edges=CALIBRATION_EDGES)
-    return {"model": final.mistakes.model.to_dict(), "auc": auc(final.mistakes.prob[scope], wrong),
+    prob = final.mistakes.prob[scope]
+    count, mean_prob, rate = calibration_bands(prob, wrong, edges=CALIBRATION_EDGES)
+    return {"model": final.mistakes.model.to_dict(), "auc": auc(prob, wrong),
             "signal_auc": signal_auc, "best_signal": best, "unlabeled": int(scope.sum()), "mistakes": int(wrong.sum()),
             "calibration": {"edges": list(CALIBRATION_EDGES), "pairs": count.tolist(),
                             "mean_prob": _nan_to_none(mean_prob), "mistake_rate": _nan_to_none(rate)}}
